@@ -1,0 +1,114 @@
+"""A small HTTP reverse proxy that counts the requests passing through it.
+
+Tests and benchmarks put one in front of Azurite's table and queue endpoints so that storage round
+trips are counted at the server side, whichever process (test, dev host) sent them. Connections
+are kept alive on both sides and Nagle is off, so the proxy adds little latency of its own.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
+
+
+class CountingProxy:
+    """Forwards to `upstream` (http://host:port) and counts requests by (method, path)."""
+
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1"):
+        self.upstream = (upstream_host, upstream_port)
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._server: _Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.server_address[1]
+
+    def start(self, port: int = 0) -> CountingProxy:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                proxy._record(self.command, urlsplit(self.path).path)
+                status, reason, response_headers, data = proxy._send(self.command, self.path, body, headers)
+                self.send_response_only(status, reason)
+                for name, value in response_headers:
+                    if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_MERGE = do_OPTIONS = _forward
+
+        self._server = _Server(("127.0.0.1", port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _record(self, method: str, path: str) -> None:
+        with self._lock:
+            self.counts[(method, path)] += 1
+
+    def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]):
+        for attempt in (1, 2):
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = http.client.HTTPConnection(*self.upstream, timeout=60)
+                connection.connect()
+                connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._local.connection = connection
+            try:
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+                return response.status, response.reason, response.getheaders(), data
+            except (ConnectionError, http.client.HTTPException):
+                # The upstream closed an idle keep-alive connection: reconnect once.
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+    def snapshot(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            return Counter(self.counts)

@@ -1,0 +1,84 @@
+"""The HTTP API's conventions (contract section 1), in one place for every handler.
+
+`endpoint` wraps a handler: body-size limit first, problems turned into problem responses, any
+other exception logged and answered with a 500 problem without internals, and one JSON log line
+per request (the Python worker forwards only the message to Application Insights, so the fields
+live in the message for KQL's `parse_json(message)`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared import problems
+
+log = logging.getLogger("meetings.api")
+
+MAX_BODY_BYTES = 64 * 1024
+
+_caller_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller_id", default=None)
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def endpoint(operation: str) -> Callable[[Handler], Handler]:
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run(req: func.HttpRequest) -> func.HttpResponse:
+            started = time.perf_counter()
+            token = _caller_id.set(None)
+            try:
+                if len(req.get_body() or b"") > MAX_BODY_BYTES:
+                    raise problems.PayloadTooLarge(f"The body must be at most {MAX_BODY_BYTES} bytes.")
+                response = handler(req)
+            except problems.Problem as problem:
+                response = problems.to_response(problem)
+            except Exception:
+                log.exception("unhandled error in %s", operation)
+                response = problems.to_response(problems.Internal("An unexpected error occurred."))
+            finally:
+                caller_id = _caller_id.get()
+                _caller_id.reset(token)
+            log.info(
+                json.dumps(
+                    {
+                        "operation": operation,
+                        "meetingId": req.route_params.get("meetingId"),
+                        "callerId": caller_id,
+                        "status": response.status_code,
+                        "durationMs": round((time.perf_counter() - started) * 1000, 1),
+                    }
+                )
+            )
+            return response
+
+        return run
+
+    return wrap
+
+
+def identify(caller_id: str) -> None:
+    """Record the caller's public id for this request's log line."""
+    _caller_id.set(caller_id)
+
+
+def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status_code=status,
+        headers={"Cache-Control": "no-store", **(headers or {})},
+        mimetype="application/json",
+        charset="utf-8",
+    )
+
+
+def no_content(headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(status_code=204, headers={"Cache-Control": "no-store", **(headers or {})})
