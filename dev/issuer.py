@@ -75,11 +75,11 @@ def mint(
     lifetime: int = 3600,
     now: float | None = None,
     kid: str | None = None,
-    **overrides: Any,
+    claims: dict[str, Any] | None = None,
 ) -> str:
-    """An Entra v2 access token; `overrides` replace or (with value None) remove claims."""
+    """An Entra v2 access token for the user `email`; `claims` replace or (value None) remove claims."""
     issued = int(time.time() if now is None else now)
-    claims: dict[str, Any] = {
+    token_claims: dict[str, Any] = {
         "aud": audience,
         "iss": issuer_template.replace("{tid}", tenant),
         "iat": issued,
@@ -94,12 +94,12 @@ def mint(
         "name": name or email.split("@")[0].replace(".", " ").title(),
         "preferred_username": email,
     }
-    for claim, value in overrides.items():
+    for claim, value in (claims or {}).items():
         if value is None:
-            claims.pop(claim, None)
+            token_claims.pop(claim, None)
         else:
-            claims[claim] = value
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid or key_id(key), "typ": "JWT"})
+            token_claims[claim] = value
+    return jwt.encode(token_claims, key, algorithm="RS256", headers={"kid": kid or key_id(key), "typ": "JWT"})
 
 
 def jwk(key: rsa.RSAPrivateKey, kid: str | None = None) -> dict[str, Any]:
@@ -199,7 +199,7 @@ class Issuer:
                 self.wfile.write(data)
 
         self._server = _Server((host, port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -116,9 +116,14 @@ class KeySet:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, session: requests.Session | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._settings = settings
-        self._keys = KeySet(settings.auth_jwks_uri, session or requests.Session())
+        self._keys = KeySet(settings.auth_jwks_uri, session or requests.Session(), clock)
 
     def authenticate(self, authorization: str | None) -> Caller:
         token = _bearer_token(authorization)
