@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
 from shared import problems
 
@@ -41,6 +42,10 @@ def endpoint(operation: str) -> Callable[[Handler], Handler]:
                 response = handler(req)
             except problems.Problem as problem:
                 response = problems.to_response(problem)
+            except AzureError as error:
+                # Storage answered with a failure, or not at all: a dependency problem, not ours.
+                log.warning("storage failure in %s: %s", operation, type(error).__name__)
+                response = problems.to_response(problems.Unavailable("Storage is unavailable; retry.", retry_after=2))
             except Exception:
                 log.exception("unhandled error in %s", operation)
                 response = problems.to_response(problems.Internal("An unexpected error occurred."))
@@ -82,3 +87,18 @@ def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None)
 
 def no_content(headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(status_code=204, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def json_body(req: func.HttpRequest) -> Any:
+    """The request's JSON body: 415 unless it is JSON, 400 unless it parses."""
+    content_type = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise problems.UnsupportedMediaType("Send the body as application/json.")
+    try:
+        return json.loads(req.get_body().decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise problems.Validation("The body is not valid JSON (UTF-8).") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")

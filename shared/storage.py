@@ -78,8 +78,10 @@ class Storage:
         return self._table_service
 
     def _build(self, service_class: Any, kind: str) -> Any:
+        # Fail fast when storage is unreachable: the caller gets a 503 rather than a long hang.
+        options = {"retry_total": 2, "retry_backoff_factor": 0.2, "connection_timeout": 3, "read_timeout": 10}
         if self._settings.storage_connection_string:
-            return service_class.from_connection_string(self._settings.storage_connection_string)
+            return service_class.from_connection_string(self._settings.storage_connection_string, **options)
         credential = self._credential
         if credential is None:
             # Imported here: azure.identity is heavy and only needed with identity-based storage.
@@ -87,4 +89,4 @@ class Storage:
 
             credential = self._credential = DefaultAzureCredential()
         account = self._settings.storage_account_name
-        return service_class(endpoint=f"https://{account}.{kind}.core.windows.net", credential=credential)
+        return service_class(endpoint=f"https://{account}.{kind}.core.windows.net", credential=credential, **options)

@@ -64,7 +64,7 @@ def test_environment_wins_over_local_settings_file(tmp_path):
 def test_unreadable_local_settings_file_is_named(tmp_path):
     path = tmp_path / "local.settings.json"
     path.write_text("{not json")
-    with pytest.raises(settings.SettingsError, match="local.settings.json"):
+    with pytest.raises(settings.SettingsError, match=r"local\.settings\.json"):
         settings.load(environ={}, local_settings=path)
 
 
