@@ -1,13 +1,15 @@
-"""A small HTTP reverse proxy that counts the requests passing through it.
+"""A small HTTP reverse proxy that counts the requests passing through it, and can fail some.
 
 Tests and benchmarks put one in front of Azurite's table and queue endpoints so that storage round
-trips are counted at the server side, whichever process (test, dev host) sent them. Connections
-are kept alive on both sides and Nagle is off, so the proxy adds little latency of its own.
+trips are counted at the server side, whichever process (test, dev host) sent them, and so that a
+test can make storage fail at an exact step. Connections are kept alive on both sides and Nagle is
+off, so the proxy adds little latency of its own.
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import threading
 from collections import Counter
@@ -33,6 +35,7 @@ class CountingProxy:
     def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1"):
         self.upstream = (upstream_host, upstream_port)
         self.counts: Counter[tuple[str, str]] = Counter()
+        self._faults: list[list] = []
         self._lock = threading.Lock()
         self._local = threading.local()
         self._server: _Server | None = None
@@ -56,7 +59,11 @@ class CountingProxy:
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 proxy._record(self.command, urlsplit(self.path).path)
-                status, reason, response_headers, data = proxy._send(self.command, self.path, body, headers)
+                failure = proxy._take_fault(self.command, self.path, body)
+                if failure is not None:
+                    status, reason, response_headers, data = failure
+                else:
+                    status, reason, response_headers, data = proxy._send(self.command, self.path, body, headers)
                 self.send_response_only(status, reason)
                 for name, value in response_headers:
                     if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
@@ -100,6 +107,29 @@ class CountingProxy:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def fail(self, method: str, pattern: str, *, status: int = 503, times: int = 1, body: str = "") -> None:
+        """Answer the next `times` requests whose method matches and whose path and query (or body)
+        match the regex `pattern` with `status`, without forwarding them."""
+        with self._lock:
+            self._faults.append([method, re.compile(pattern), status, times, body])
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self, method: str, target: str, body: bytes | None):
+        with self._lock:
+            for fault in self._faults:
+                fault_method, pattern, status, times, text = fault
+                if times > 0 and fault_method == method and (
+                    pattern.search(target) or pattern.search((body or b"").decode("utf-8", "replace"))
+                ):
+                    fault[3] -= 1
+                    payload = (text or '{"odata.error":{"code":"ServerBusy","message":{"value":"injected"}}}').encode()
+                    headers = [("Content-Type", "application/json;odata=minimalmetadata")]
+                    return status, "Injected", headers, payload
+        return None
 
     def total(self) -> int:
         with self._lock:

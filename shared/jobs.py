@@ -53,7 +53,7 @@ def run(ctx: Context, text: str) -> None:
         _handlers()[kind](ctx, payload)
     except (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable) as problem:
         attempt = int(message.get("attempt", 0)) + 1
-        delay = min(MAX_DELAY_SECONDS, 5 * 2**attempt)
+        delay = min(MAX_DELAY_SECONDS, 2**attempt)
         log.warning(
             json.dumps(
                 {

@@ -297,13 +297,14 @@ def remove_at_provider(ctx: Context, meeting: dict[str, Any], participant: dict[
         "customParticipantId": participant["customParticipantId"],
     }
     try:
-        remove_participant_job(ctx, payload)
+        remove_participant_job(ctx, payload, inline=True)
     except (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable):
         jobs.enqueue(ctx, jobs.Kind.REMOVE_PARTICIPANT, payload)
 
 
-def remove_participant_job(ctx: Context, payload: dict[str, Any]) -> None:
+def remove_participant_job(ctx: Context, payload: dict[str, Any], inline: bool = False) -> None:
     provider = ctx.provider(payload["provider"])
+    provider = provider.once() if inline else provider
     meeting_id = payload["providerMeetingId"]
     participant_id = payload["participantId"]
     if not participant_id:
@@ -346,13 +347,14 @@ def apply_role_change(ctx: Context, meeting: dict[str, Any], invite: dict[str, A
         "preset": preset,
     }
     try:
-        set_preset_job(ctx, payload)
+        set_preset_job(ctx, payload, inline=True)
     except (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable):
         jobs.enqueue(ctx, jobs.Kind.SET_PARTICIPANT_PRESET, payload)
 
 
-def set_preset_job(ctx: Context, payload: dict[str, Any]) -> None:
+def set_preset_job(ctx: Context, payload: dict[str, Any], inline: bool = False) -> None:
     provider = ctx.provider(payload["provider"])
+    provider = provider.once() if inline else provider
     provider.set_participant_preset(payload["providerMeetingId"], payload["participantId"], payload["preset"])
     if provider.active_session(payload["providerMeetingId"]) is not None:
         provider.kick(payload["providerMeetingId"], custom_participant_ids=[payload["customParticipantId"]])

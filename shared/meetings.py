@@ -628,21 +628,20 @@ def cancel(ctx: Context, caller: Caller, meeting_id: str, if_match: str | None) 
         raise problems.Conflict("The meeting is changing concurrently; retry.")
     # Our state refuses joins from here on; the provider clean-up must not block the answer.
     invites.after_meeting_changed(ctx, row, changed)
+    payload = {"provider": changed["provider"], "providerMeetingId": changed["providerMeetingId"]}
     try:
-        deactivate_at_provider(
-            ctx, {"provider": changed["provider"], "providerMeetingId": changed["providerMeetingId"]}
-        )
+        deactivate_at_provider(ctx, payload, inline=True)
     except (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable):
-        jobs.enqueue(
-            ctx,
-            jobs.Kind.DEACTIVATE_MEETING,
-            {"provider": changed["provider"], "providerMeetingId": changed["providerMeetingId"]},
-        )
+        jobs.enqueue(ctx, jobs.Kind.DEACTIVATE_MEETING, payload)
 
 
-def deactivate_at_provider(ctx: Context, payload: dict[str, Any]) -> None:
-    """Make the provider meeting unjoinable and end any live session (also a queued job)."""
+def deactivate_at_provider(ctx: Context, payload: dict[str, Any], inline: bool = False) -> None:
+    """Make the provider meeting unjoinable and end any live session (also a queued job).
+
+    Inline, one attempt only: the answer must not wait; the queued job does the retrying.
+    """
     provider = ctx.provider(payload["provider"])
+    provider = provider.once() if inline else provider
     provider.set_meeting_status(payload["providerMeetingId"], "INACTIVE")
     if provider.active_session(payload["providerMeetingId"]) is not None:
         provider.kick_all(payload["providerMeetingId"])

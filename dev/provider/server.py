@@ -1,0 +1,523 @@
+"""`ProviderStandIn`: the HTTP server, its two API modes, faults, the request log and the admin API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import re
+import socket
+import socketserver
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+
+from dev.provider import openapi, webhooks
+from dev.provider.model import ApiError, Switches, Tenant
+from shared.settings import DyteCredentials, RealtimeKitCredentials
+
+MODES = ("dyte", "realtimekit")
+_RTK_PREFIX = re.compile(r"/client/v4/accounts/([^/]+)/realtime/kit/([^/]+)(/.*)?")
+_KEY_PATHS = {"/.well-known/webhooks.json": "dyte", "/realtimekit/.well-known/webhooks.json": "realtimekit"}
+# Cloudflare's API gateway answers bad credentials in its own envelope, before RealtimeKit sees the request.
+_GATEWAY_AUTH_ERROR = {
+    "success": False,
+    "errors": [{"code": 10000, "message": "Authentication error"}],
+    "messages": [],
+    "result": None,
+}
+
+_Handler = Callable[[Tenant, Mapping[str, str], dict[str, list[str]], Any], tuple[int, dict[str, Any]]]
+_OPERATIONS: dict[str, _Handler] = {
+    "create_meeting": lambda t, p, q, b: t.create_meeting(b),
+    "get_meeting": lambda t, p, q, b: t.get_meeting(p["meeting_id"]),
+    "update_meeting": lambda t, p, q, b: t.update_meeting(p["meeting_id"], b),
+    "get_meeting_participants": lambda t, p, q, b: t.list_participants(p["meeting_id"], q),
+    "add_participant": lambda t, p, q, b: t.add_participant(p["meeting_id"], b),
+    "get_meeting_participant": lambda t, p, q, b: t.get_participant(p["meeting_id"], p["participant_id"]),
+    "edit_participant": lambda t, p, q, b: t.edit_participant(p["meeting_id"], p["participant_id"], b),
+    "delete_meeting_participant": lambda t, p, q, b: t.delete_participant(p["meeting_id"], p["participant_id"]),
+    "regenerate_token": lambda t, p, q, b: t.regenerate_token(p["meeting_id"], p["participant_id"]),
+    "GetActiveSession": lambda t, p, q, b: t.active_session(p["meeting_id"]),
+    "KickPartcipants": lambda t, p, q, b: t.kick(p["meeting_id"], b),
+    "KickAllParticipants": lambda t, p, q, b: t.kick_all(p["meeting_id"]),
+    "getAllWebhooks": lambda t, p, q, b: t.list_webhooks(),
+    "addWebhook": lambda t, p, q, b: t.add_webhook(b),
+    "getWebhook": lambda t, p, q, b: t.get_webhook(p["webhook_id"]),
+    "replaceWebhook": lambda t, p, q, b: t.replace_webhook(p["webhook_id"], b),
+    "editWebhook": lambda t, p, q, b: t.edit_webhook(p["webhook_id"], b),
+    "deleteWebhook": lambda t, p, q, b: t.delete_webhook(p["webhook_id"]),
+}
+
+
+@dataclass
+class Fault:
+    """A misbehaviour for matching requests. `apply` says whether the request still takes effect."""
+
+    method: str | None = None
+    path: str | None = None  # a regular expression searched in the mode-relative path
+    mode: str | None = None
+    times: int | None = None  # None: until reset
+    status: int | None = None
+    retry_after: float | None = None
+    delay: float | None = None
+    drop: bool = False
+    apply: bool = False
+    _pattern: re.Pattern[str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.status is None and self.delay is None and not self.drop:
+            raise ValueError("a fault needs a status, a delay or drop")
+        if self.status is not None:
+            HTTPStatus(self.status)  # a ValueError for a status HTTP does not define
+        if self.mode is not None and self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}")
+        self._pattern = re.compile(self.path) if self.path else None
+
+    def matches(self, mode: str, method: str, path: str) -> bool:
+        return (
+            (self.times is None or self.times > 0)
+            and (self.mode is None or self.mode == mode)
+            and (self.method is None or self.method.upper() == method)
+            and (self._pattern is None or self._pattern.search(path) is not None)
+        )
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+    @classmethod
+    def json(cls, status: int, document: Any, headers: dict[str, str] | None = None) -> _Reply:
+        body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        return cls(status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+
+
+class ProviderStandIn:
+    """An in-memory Dyte v2 API at `/v2` and RealtimeKit API at `/client/v4/accounts/.../realtime/kit/...`."""
+
+    def __init__(
+        self,
+        *,
+        dyte_org_id: str = "local-org",
+        dyte_api_key: str = "local-dyte-api-key",
+        rtk_account_id: str = "local-account",
+        rtk_app_id: str = "local-app",
+        rtk_api_token: str = "local-realtimekit-api-token",  # noqa: S107 - the local settings' value, not a secret
+    ):
+        self.dyte_org_id, self._dyte_api_key = dyte_org_id, dyte_api_key
+        self.rtk_account_id, self.rtk_app_id, self._rtk_api_token = rtk_account_id, rtk_app_id, rtk_api_token
+        self._lock = threading.RLock()
+        self._token_keys = {mode: webhooks.new_key() for mode in MODES}
+        self._signing_keys = {mode: webhooks.new_key() for mode in MODES}
+        self.switches = Switches()
+        self._tenants = self._new_tenants()
+        self._faults: list[Fault] = []
+        self._log: list[dict[str, Any]] = []
+        self._wake = threading.Event()  # set by reset and stop, to cut pending delays short
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # Life cycle
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        self._gates = openapi.gates()
+        self._server = _Server((host, port), self)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._wake.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_connections()
+        self._thread.join()
+        self._server = None
+
+    def __enter__(self) -> Self:
+        return self if self._server else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def dyte_base_url(self) -> str:
+        return f"{self.url}/v2"
+
+    @property
+    def realtimekit_base_url(self) -> str:
+        return f"{self.url}/client/v4"
+
+    def dyte_credentials(self) -> DyteCredentials:
+        return DyteCredentials(org_id=self.dyte_org_id, api_key=self._dyte_api_key, base_url=self.dyte_base_url)
+
+    def realtimekit_credentials(self) -> RealtimeKitCredentials:
+        return RealtimeKitCredentials(
+            account_id=self.rtk_account_id,
+            app_id=self.rtk_app_id,
+            api_token=self._rtk_api_token,
+            base_url=self.realtimekit_base_url,
+        )
+
+    # Control surface (the admin API calls these too)
+
+    def request_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(entry) for entry in self._log]
+
+    def reset(self) -> None:
+        with self._lock:
+            wake, self._wake = self._wake, threading.Event()
+            wake.set()
+            self.switches = Switches()
+            self._tenants = self._new_tenants()
+            self._faults.clear()
+            self._log.clear()
+
+    def add_fault(self, **spec: Any) -> Fault:
+        fault = Fault(**spec)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def set_switches(self, **values: Any) -> dict[str, Any]:
+        with self._lock:
+            self.switches.update(values)
+            return asdict(self.switches)
+
+    def token_check(self, token: str) -> dict[str, Any]:
+        """Whether a participant token would still let its holder join."""
+        for mode, key in self._token_keys.items():
+            try:
+                # `iat` may be a little ahead: see `Tenant._issue_token`.
+                claims = jwt.decode(token, key.public_key(), algorithms=["RS256"], options={"verify_iat": False})
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.ExpiredSignatureError:
+                return {"valid": False, "reason": "expired"}
+            except jwt.InvalidTokenError:
+                return {"valid": False, "reason": "malformed"}
+            with self._lock:
+                return self._tenants[mode].check_token(claims, token)
+        return {"valid": False, "reason": "not signed by this provider"}
+
+    def start_session(
+        self, mode: str, meeting_id: str, *, participant_ids: tuple[str, ...] = (), custom_participant_ids=()
+    ) -> str:
+        """Start (or join people to) the meeting's live session; returns the session id."""
+        with self._lock:
+            return self._tenant(mode).start_session(meeting_id, list(participant_ids), list(custom_participant_ids))
+
+    def public_key_pem(self, mode: str) -> str:
+        with self._lock:
+            return webhooks.public_pem(self._signing_keys[self._mode(mode)])
+
+    def rotate_key(self, mode: str) -> str:
+        with self._lock:
+            self._signing_keys[self._mode(mode)] = webhooks.new_key()
+            return self.public_key_pem(mode)
+
+    def deliver(
+        self,
+        mode: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        url: str | None = None,
+        duplicate: int = 0,
+        raw_body: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Sign and POST one event: to `url`, or to every enabled webhook subscribed to its event.
+
+        `raw_body` sends exact text (e.g. not compact JSON); `duplicate` extra copies repeat the
+        delivery with the same delivery id, as a provider's retry does.
+        """
+        if (payload is None) == (raw_body is None):
+            raise ValueError("give exactly one of payload and raw_body")
+        body = raw_body.encode("utf-8") if raw_body is not None else json.dumps(payload, separators=(",", ":")).encode()
+        event = json.loads(body).get("event")
+        with self._lock:
+            hooks = list(self._tenant(mode).webhooks.values())
+            key = self._signing_keys[mode]
+        if url is not None:
+            targets = [(url, next((hook.id for hook in hooks if hook.url == url), str(uuid.uuid4())))]
+        else:
+            targets = [(hook.url, hook.id) for hook in hooks if hook.enabled and event in hook.events]
+        return webhooks.deliver(mode, key, targets, body, 1 + duplicate)
+
+    # Serving
+
+    def _serve(self, method: str, target: str, headers: Mapping[str, str], raw_body: bytes) -> _Reply:
+        split = urlsplit(target)
+        if split.path.startswith("/__admin/"):
+            return self._admin(method, split.path, raw_body)
+        mode, relative, tenant_ids = self._locate(split.path)
+        generation = self._wake  # a reset while this request is pending starts a new log without it
+        if mode is None:
+            reply = _Reply.json(404, ApiError(404, f"No route for {method} {split.path}").body())
+        else:
+            query = parse_qs(split.query, keep_blank_values=True)
+            reply = self._with_faults(
+                mode,
+                method,
+                relative,
+                lambda: self._answer(mode, method, relative, tenant_ids, query, headers, raw_body),
+            )
+        with self._lock:
+            if generation is not self._wake:
+                return reply
+            self._log.append(
+                {
+                    "mode": mode,
+                    "method": method,
+                    "path": relative,
+                    "query": split.query,
+                    "status": None if reply.drop else reply.status,
+                }
+            )
+        return reply
+
+    def _locate(self, path: str) -> tuple[str | None, str, tuple[str, str] | None]:
+        if path in _KEY_PATHS:
+            return _KEY_PATHS[path], "/.well-known/webhooks.json", None
+        if path == "/v2" or path.startswith("/v2/"):
+            return "dyte", path[3:] or "/", None
+        match = _RTK_PREFIX.fullmatch(path)
+        if match:
+            return "realtimekit", match.group(3) or "/", (match.group(1), match.group(2))
+        return None, path, None
+
+    def _with_faults(self, mode: str, method: str, path: str, answer: Callable[[], _Reply]) -> _Reply:
+        with self._lock:
+            fault = next((f for f in self._faults if f.matches(mode, method, path)), None)
+            if fault is not None and fault.times is not None:
+                fault.times -= 1
+            wake = self._wake
+        if fault is None:
+            return answer()
+        if fault.delay and wake.wait(fault.delay):
+            return _Reply(0, drop=True)  # reset or stop while waiting: the answer would go nowhere
+        reply = answer() if fault.apply else None
+        if fault.drop:
+            return _Reply(0, drop=True)
+        if fault.status is not None:
+            extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            if fault.status == 429 and mode == "dyte":
+                extra["x-envoy-ratelimited"] = "true"
+            return _Reply.json(fault.status, ApiError(fault.status, HTTPStatus(fault.status).phrase).body(), extra)
+        # A delay alone: the proxy in front gave up, as Envoy does, with its plain-text answer.
+        return reply or _Reply(504, b"upstream request timeout", {"Content-Type": "text/plain"})
+
+    def _answer(
+        self,
+        mode: str,
+        method: str,
+        path: str,
+        tenant_ids: tuple[str, str] | None,
+        query: dict[str, list[str]],
+        headers: Mapping[str, str],
+        raw_body: bytes,
+    ) -> _Reply:
+        if path == "/.well-known/webhooks.json":
+            if method != "GET":
+                return _Reply.json(404, ApiError(404, f"No route for {method} {path}").body())
+            with self._lock:
+                return _Reply.json(200, webhooks.key_document(mode, self._signing_keys[mode]))
+        refused = self._authenticate(mode, path, tenant_ids, headers.get("Authorization", ""))
+        if refused:
+            return refused
+        try:
+            with self._lock:
+                strict = self.switches.reject_unknown_fields
+            operation, params, body = self._gates[mode].check(method, path, query, raw_body, strict)
+            handler = _OPERATIONS.get(operation.operation_id)
+            if handler is None:
+                raise ApiError(501, f"{operation.operation_id} is documented but not implemented by this stand-in")
+            with self._lock:
+                status, document = handler(self._tenants[mode], params, query, body)
+        except ApiError as error:
+            return _Reply.json(error.status, error.body())
+        return _Reply.json(status, document)
+
+    def _authenticate(
+        self, mode: str, path: str, tenant_ids: tuple[str, str] | None, authorization: str
+    ) -> _Reply | None:
+        scheme, _, credentials = authorization.partition(" ")
+        if mode == "realtimekit":
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                credentials.encode(), self._rtk_api_token.encode()
+            ):
+                return _Reply.json(401, _GATEWAY_AUTH_ERROR)
+            if tenant_ids != (self.rtk_account_id, self.rtk_app_id):
+                return _Reply.json(403, _GATEWAY_AUTH_ERROR)
+            return None
+        expected = f"{self.dyte_org_id}:{self._dyte_api_key}".encode()
+        try:
+            given = base64.b64decode(credentials, validate=True)
+        except (binascii.Error, ValueError):
+            given = b""
+        if scheme.lower() == "basic" and hmac.compare_digest(given, expected):
+            return None
+        # Dyte documents its webhook routes' 401 without the usual envelope.
+        if path.startswith("/webhooks"):
+            return _Reply.json(401, {"message": "Unauthorized"})
+        return _Reply.json(401, ApiError(401, "Unauthorized").body())
+
+    def _admin(self, method: str, path: str, raw_body: bytes) -> _Reply:
+        try:
+            body = json.loads(raw_body) if raw_body.strip() else {}
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            parts = path.removeprefix("/__admin/").strip("/").split("/")
+            match method, parts:
+                case "GET", ["requests"]:
+                    return _Reply.json(200, self.request_log())
+                case "POST", ["reset"]:
+                    self.reset()
+                    return _Reply.json(200, {"ok": True})
+                case "POST", ["faults"]:
+                    return _Reply.json(201, {k: v for k, v in asdict(self.add_fault(**body)).items() if k[0] != "_"})
+                case "GET", ["switches"]:
+                    return _Reply.json(200, self.set_switches())
+                case "POST", ["switches"]:
+                    return _Reply.json(200, self.set_switches(**body))
+                case "POST", ["token-check"]:
+                    return _Reply.json(200, self.token_check(str(body.get("token", ""))))
+                case "POST", ["meetings", mode, meeting_id, "session"]:
+                    session_id = self.start_session(
+                        mode,
+                        meeting_id,
+                        participant_ids=body.get("participant_ids", ()),
+                        custom_participant_ids=body.get("custom_participant_ids", ()),
+                    )
+                    return _Reply.json(201, {"id": session_id})
+                case "POST", ["rotate-key", mode]:
+                    return _Reply.json(200, {"public_key": self.rotate_key(mode)})
+                case "POST", ["deliver"]:
+                    return _Reply.json(200, {"deliveries": self.deliver(**body)})
+            return _Reply.json(404, {"error": f"no admin route {method} {path}"})
+        except ApiError as error:
+            return _Reply.json(error.status, error.body())
+        except (TypeError, ValueError, KeyError, re.error) as error:
+            return _Reply.json(400, {"error": f"{error.__class__.__name__}: {error}"})
+
+    def _new_tenants(self) -> dict[str, Tenant]:
+        organizations = {"dyte": self.dyte_org_id, "realtimekit": self.rtk_app_id}
+        return {mode: Tenant(mode, organizations[mode], self._token_keys[mode], self.switches) for mode in MODES}
+
+    def _tenant(self, mode: str) -> Tenant:
+        return self._tenants[self._mode(mode)]
+
+    @staticmethod
+    def _mode(mode: str) -> str:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        return mode
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], stand_in: ProviderStandIn):
+        self.stand_in = stand_in
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _RequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN, a DNS round trip this server never needs.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that stopped waiting for a delayed answer is what the delay fault is for.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._connections_lock:
+            self._connections.add(connection)
+        return connection, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End idle keep-alive connections too, so nothing is served after `stop`."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the stand-in keeps its own request log."""
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            return self._send(_Reply.json(411, ApiError(411, "Content-Length is required").body()))
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            return self._send(_Reply.json(400, ApiError(400, "BAD_REQUEST: bad Content-Length").body()))
+        raw_body = self.rfile.read(length) if length > 0 else b""
+        reply = self.server.stand_in._serve(method, self.path, self.headers, raw_body)
+        if reply.drop:
+            self.close_connection = True
+            return None
+        return self._send(reply)
+
+    def _send(self, reply: _Reply) -> None:
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)

@@ -1,0 +1,222 @@
+"""Webhook signing keys, signed delivery and the documented payloads (reference section 3).
+
+Both providers sign the raw body bytes with RSA PKCS#1 v1.5 over SHA-256 and send the base64
+signature in a header; only the header prefix and the shape of the key document differ.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from dev.provider.model import now_iso
+
+HEADER_PREFIX = {"dyte": "dyte", "realtimekit": "rtk"}
+DELIVERY_TIMEOUT = 3.0  # Dyte gives a receiver 3 s to answer 2xx
+ORGANIZER = {"id": "70c5d391-5bca-4cf3-9907-bec205798adb", "name": "Local organization"}
+
+
+def new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_pem(key: rsa.RSAPrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
+
+
+def key_document(mode: str, key: rsa.RSAPrivateKey) -> dict[str, Any]:
+    """What `/.well-known/webhooks.json` answers: Dyte's shape is third-party knowledge, RTK's documented."""
+    if mode == "dyte":
+        return {"success": True, "data": {"signing_keys": [{"public_key": public_pem(key)}]}}
+    return {"success": True, "data": {"publicKey": public_pem(key)}, "message": ""}
+
+
+def sign(key: rsa.RSAPrivateKey, body: bytes) -> str:
+    return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode("ascii")
+
+
+def deliver(
+    mode: str, key: rsa.RSAPrivateKey, targets: list[tuple[str, str]], body: bytes, copies: int
+) -> list[dict[str, Any]]:
+    """POST the signed body to each (url, webhook id), `copies` times each with the same delivery id."""
+    prefix = HEADER_PREFIX[mode]
+    signature = sign(key, body)
+    results = []
+    with requests.Session() as session:
+        for url, webhook_id in targets:
+            delivery_id = str(uuid.uuid4())
+            headers = {
+                "Content-Type": "application/json",
+                f"{prefix}-signature": signature,
+                f"{prefix}-uuid": delivery_id,
+                f"{prefix}-webhook-id": webhook_id,
+            }
+            for _ in range(copies):
+                result: dict[str, Any] = {"url": url, "webhook_id": webhook_id, "uuid": delivery_id}
+                try:
+                    answer = session.post(url, data=body, headers=headers, timeout=(3.05, DELIVERY_TIMEOUT))
+                    result.update(status=answer.status_code, error=None)
+                except requests.RequestException as error:
+                    result.update(status=None, error=error.__class__.__name__)
+                results.append(result)
+    return results
+
+
+# Payload builders. Timestamps default to now; pass strings to control ordering.
+
+
+def meeting_started(
+    meeting_id: str,
+    session_id: str,
+    *,
+    mode: str = "dyte",
+    title: str = "Meeting title",
+    started_at: str | None = None,
+    organizer: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {"event": "meeting.started", "meeting": _meeting(mode, meeting_id, session_id, title, started_at, organizer)}
+
+
+def meeting_ended(
+    meeting_id: str,
+    session_id: str,
+    *,
+    reason: str = "ALL_PARTICIPANTS_LEFT",
+    mode: str = "dyte",
+    title: str = "Meeting title",
+    started_at: str | None = None,
+    ended_at: str | None = None,
+    organizer: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    meeting = _meeting(mode, meeting_id, session_id, title, started_at, organizer, ended_at=ended_at or now_iso())
+    return {"event": "meeting.ended", "meeting": meeting, "reason": reason}
+
+
+def participant_joined(
+    meeting_id: str,
+    session_id: str,
+    *,
+    custom_participant_id: str,
+    peer_id: str | None = None,
+    name: str = "Participant",
+    joined_at: str | None = None,
+    mode: str = "dyte",
+    title: str = "Meeting title",
+    started_at: str | None = None,
+    organizer: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "event": "meeting.participantJoined",
+        "meeting": _meeting(mode, meeting_id, session_id, title, started_at, organizer),
+        "participant": _participant(custom_participant_id, peer_id, name, joined_at),
+    }
+
+
+def participant_left(
+    meeting_id: str,
+    session_id: str,
+    *,
+    custom_participant_id: str,
+    peer_id: str | None = None,
+    name: str = "Participant",
+    joined_at: str | None = None,
+    left_at: str | None = None,
+    mode: str = "dyte",
+    title: str = "Meeting title",
+    started_at: str | None = None,
+    organizer: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    participant = {**_participant(custom_participant_id, peer_id, name, joined_at), "leftAt": left_at or now_iso()}
+    return {
+        "event": "meeting.participantLeft",
+        "meeting": _meeting(mode, meeting_id, session_id, title, started_at, organizer),
+        "participant": participant,
+    }
+
+
+def recording_status(
+    meeting_id: str,
+    session_id: str,
+    *,
+    status: str,
+    recording_id: str | None = None,
+    mode: str = "dyte",
+    organization_id: str = "local-org",
+    file_size: int = 2044680,
+    duration_seconds: int = 47,
+    started_time: str | None = None,
+    stopped_time: str | None = None,
+    title: str = "Meeting title",
+    organizer: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`recording.statusUpdate`: the fields grow with the status, as in the documented examples."""
+    recording_id = recording_id or str(uuid.uuid4())
+    recording: dict[str, Any] = {
+        "id": recording_id,
+        "status": status,
+        "roomUUID": session_id,
+        "meetingId": meeting_id,
+        "recordingId": recording_id,
+        "organizationId": organization_id,
+        "outputFileName": f"{meeting_id}_{recording_id[:8]}.mp4",
+    }
+    if status != "INVOKED":
+        recording["startedTime"] = started_time or _spaced(now_iso())
+    if status in ("UPLOADING", "UPLOADED", "ERRORED"):
+        recording["stoppedTime"] = stopped_time or _spaced(now_iso())
+        recording["stopReason"] = "{'reason':'ALL_PEERS_LEFT','caller':{'type':'INTERNAL'}}"
+    if status == "UPLOADED":
+        recording.update(
+            # RealtimeKit's documented example carries the size as a string.
+            fileSize=str(file_size) if mode == "realtimekit" else file_size,
+            downloadUrl=f"https://recordings.invalid/{recording_id}.mp4",
+            audioDownloadUrl=f"https://recordings.invalid/{recording_id}.mp3",
+            downloadUrlExpiry=_spaced(now_iso()),
+            recordingDuration=duration_seconds,
+        )
+    meeting = _meeting(mode, meeting_id, session_id, title, None, organizer, ended_at=None)
+    return {"event": "recording.statusUpdate", "meeting": meeting, "recording": recording}
+
+
+def _meeting(
+    mode: str,
+    meeting_id: str,
+    session_id: str,
+    title: str,
+    started_at: str | None,
+    organizer: dict[str, str] | None,
+    **ended: str | None,
+) -> dict[str, Any]:
+    started_at = started_at or now_iso()
+    meeting: dict[str, Any] = {"id": meeting_id, "sessionId": session_id, "title": title}
+    if mode == "realtimekit":
+        meeting["roomName"] = meeting_id  # RTK fills it with the meeting ID; Dyte only for v1 meetings
+    meeting.update(status="LIVE", createdAt=started_at, startedAt=started_at)
+    if "ended_at" in ended:
+        meeting["endedAt"] = ended["ended_at"]
+    meeting["organizedBy"] = organizer or ORGANIZER
+    return meeting
+
+
+def _participant(custom_id: str, peer_id: str | None, name: str, joined_at: str | None) -> dict[str, Any]:
+    return {
+        "peerId": peer_id or str(uuid.uuid4()),
+        "userDisplayName": name,
+        "clientSpecificId": custom_id,
+        "customParticipantId": custom_id,
+        "joinedAt": joined_at or now_iso(),
+    }
+
+
+def _spaced(iso: str) -> str:
+    """The recording fields' documented format: `2023-04-14 04:46:08.306221Z`."""
+    return iso.replace("T", " ").replace("Z", "000Z")
