@@ -122,8 +122,10 @@ class CountingProxy:
         with self._lock:
             for fault in self._faults:
                 fault_method, pattern, status, times, text = fault
-                if times > 0 and fault_method == method and (
-                    pattern.search(target) or pattern.search((body or b"").decode("utf-8", "replace"))
+                if (
+                    times > 0
+                    and fault_method == method
+                    and (pattern.search(target) or pattern.search((body or b"").decode("utf-8", "replace")))
                 ):
                     fault[3] -= 1
                     payload = (text or '{"odata.error":{"code":"ServerBusy","message":{"value":"injected"}}}').encode()

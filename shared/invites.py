@@ -20,7 +20,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared import jobs, meetings, problems, times
+from shared import jobs, meetings, problems, storage, times
 from shared.auth import Caller
 from shared.context import Context
 
@@ -152,7 +152,7 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, body: Any) -> list[dic
     invitees = parse_invite_body(body)
     ctx.limits.take("invite", caller.id, len(invitees))
     table = ctx.storage.table(meetings.MEETINGS_TABLE)
-    for _ in range(meetings.WRITE_ATTEMPTS):
+    for _ in storage.attempts():
         visible = meetings.load(ctx, caller, meeting_id)
         if visible.role == "participant":
             raise problems.Forbidden("Participants cannot invite.")
@@ -304,7 +304,7 @@ def parse_page_query(params: dict[str, str]) -> tuple[int, str | None]:
 
 def revoke(ctx: Context, caller: Caller, meeting_id: str, invite: str) -> None:
     table = ctx.storage.table(meetings.MEETINGS_TABLE)
-    for _ in range(meetings.WRITE_ATTEMPTS):
+    for _ in storage.attempts():
         visible = meetings.load(ctx, caller, meeting_id)
         if visible.role != "owner":
             raise problems.Forbidden("Only the owner can revoke invites.")
@@ -343,7 +343,7 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite: str) -> None:
 
 def decline(ctx: Context, caller: Caller, meeting_id: str) -> None:
     table = ctx.storage.table(meetings.MEETINGS_TABLE)
-    for _ in range(meetings.WRITE_ATTEMPTS):
+    for _ in storage.attempts():
         visible = meetings.load(ctx, caller, meeting_id)
         if visible.role == "owner":
             raise problems.Forbidden("The owner has no invite to decline.")

@@ -23,7 +23,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared import invites, jobs, joins, problems, times
+from shared import invites, jobs, joins, problems, storage, times
 from shared.auth import Caller
 from shared.context import Context
 
@@ -37,7 +37,6 @@ OWNER_ID_LENGTH = 22
 MEETING_ID = re.compile(r"^[A-Za-z0-9_-]{38}$")
 IDEMPOTENCY_TTL = timedelta(hours=24)
 IDEMPOTENCY_LEASE = timedelta(seconds=60)
-WRITE_ATTEMPTS = 4
 
 CREATE_FIELDS = {"title", "description", "startsAt", "endsAt", "timeZone", "invitees", "settings"}
 PATCH_FIELDS = {"title", "description", "startsAt", "endsAt", "timeZone"}
@@ -542,7 +541,7 @@ def check_if_match(header: str | None, row: dict[str, Any]) -> None:
 
 def update(ctx: Context, caller: Caller, meeting_id: str, body: Any, if_match: str | None) -> dict[str, Any]:
     patch = parse_patch(body)
-    for _ in range(WRITE_ATTEMPTS):
+    for _ in storage.attempts():
         visible = load(ctx, caller, meeting_id)
         if visible.role != "owner":
             raise problems.Forbidden("Only the owner can edit the meeting.")
@@ -609,7 +608,7 @@ def _commit(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> None
 
 
 def cancel(ctx: Context, caller: Caller, meeting_id: str, if_match: str | None) -> None:
-    for _ in range(WRITE_ATTEMPTS):
+    for _ in storage.attempts():
         visible = load(ctx, caller, meeting_id)
         if visible.role != "owner":
             raise problems.Forbidden("Only the owner can cancel the meeting.")

@@ -8,7 +8,10 @@ created the first time this process uses it, so the steady state costs no extra 
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -18,6 +21,18 @@ from shared.settings import Settings
 
 # Tables and queues of the app; names are prefixed with TABLE_PREFIX (lower-case alphanumerics).
 STATUS_TABLE = "Status"
+WRITE_ATTEMPTS = 16
+
+
+def attempts(limit: int = WRITE_ATTEMPTS) -> Iterator[int]:
+    """Optimistic-concurrency rounds: read, change, write if unchanged; on a conflict, go again.
+
+    Sleeps a short random, growing delay between rounds so that contending writers spread out.
+    """
+    for attempt in range(limit):
+        if attempt:
+            time.sleep(random.uniform(0, min(0.3, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not security
+        yield attempt
 
 
 class Storage:

@@ -150,9 +150,9 @@ class Counts:
         return self._app.provider.request_log()[self._provider :]
 
 
-def start_app(storage, provider, issuer, video_provider: str, **overrides: str) -> App:
+def start_app(storage, provider, issuer, video_provider: str, prefix: str | None = None, **overrides: str) -> App:
     port = free_port()
-    prefix = "t" + uuid.uuid4().hex[:10]
+    prefix = prefix or "t" + uuid.uuid4().hex[:10]
     environment = app_environment(
         storage, provider, issuer, VIDEO_PROVIDER=video_provider, TABLE_PREFIX=prefix, **overrides
     )
@@ -194,6 +194,18 @@ def dyte_app(storage, provider, issuer):
     _warm_up(running)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def twin_apps(storage, provider, issuer):
+    """Two app processes on the same storage: two instances of one deployment."""
+    first = start_app(storage, provider, issuer, "dyte")
+    second = start_app(storage, provider, issuer, "dyte", prefix=first.prefix)
+    _warm_up(first)
+    _warm_up(second)
+    yield first, second
+    first.stop()
+    second.stop()
 
 
 def _warm_up(app: App) -> None:
