@@ -7,8 +7,11 @@ created the first time this process uses it, so the steady state costs no extra 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared import problems
 from shared.settings import Settings
 
 # Tables and queues of the app; names are prefixed with TABLE_PREFIX (lower-case alphanumerics).
@@ -33,6 +37,84 @@ def attempts(limit: int = WRITE_ATTEMPTS) -> Iterator[int]:
         if attempt:
             time.sleep(random.uniform(0, min(0.3, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not security
         yield attempt
+
+
+# Table Storage's limits (Azurite enforces only some of them, so they are enforced here).
+MAX_ENTITY_BYTES = 1024 * 1024
+MAX_CUSTOM_PROPERTIES = 252
+MAX_VALUE_BYTES = 64 * 1024
+MAX_KEY_CHARACTERS = 1024
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_BATCH_OPERATIONS = 100
+_FORBIDDEN_KEY_CHARACTERS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+def check_entity(entity: dict[str, Any]) -> None:
+    """Raise PayloadTooLarge (or ValueError for a bad key) unless Table Storage would accept `entity`.
+
+    `entity` is the JSON the SDK sends: annotations (`name@odata.type`) mark binary and 64-bit values.
+    """
+    size = 4
+    custom = 0
+    for name, value in entity.items():
+        if "@odata." in name or name.startswith("odata."):
+            continue
+        if name in ("PartitionKey", "RowKey"):
+            if not isinstance(value, str) or len(value) > MAX_KEY_CHARACTERS or _FORBIDDEN_KEY_CHARACTERS.search(value):
+                raise ValueError(f"{name} is not a valid Table Storage key")
+            size += len(value) * 2
+            continue
+        custom += 1
+        edm = entity.get(f"{name}@odata.type")
+        if edm == "Edm.Binary":
+            value_bytes = len(base64.b64decode(value))
+        elif isinstance(value, str):
+            value_bytes = len(value.encode("utf-16-le"))
+        else:
+            value_bytes = 8
+        if value_bytes > MAX_VALUE_BYTES:
+            raise problems.PayloadTooLarge(f"A stored value would exceed {MAX_VALUE_BYTES} bytes.")
+        size += 8 + len(name) * 2 + value_bytes
+    if custom > MAX_CUSTOM_PROPERTIES:
+        raise problems.PayloadTooLarge(f"A stored entity would have more than {MAX_CUSTOM_PROPERTIES} properties.")
+    if size > MAX_ENTITY_BYTES:
+        raise problems.PayloadTooLarge("A stored entity would exceed 1 MiB.")
+
+
+def check_request(request: Any) -> None:
+    """Checks every entity write before it is sent, whatever code path built it.
+
+    Installed as the table clients' `raw_request_hook`, which azure-core calls for each request.
+    """
+    http = request.http_request
+    if getattr(http, "multipart_mixed_info", None):
+        # A transaction: a batch holding a changeset holding the operations, each still a request
+        # of its own until the transport joins them.
+        operations = [
+            operation
+            for changeset in http.multipart_mixed_info[0]
+            for operation in (changeset.multipart_mixed_info or ((),))[0]
+        ]
+        if len(operations) > MAX_BATCH_OPERATIONS:
+            raise ValueError(f"a storage transaction may hold at most {MAX_BATCH_OPERATIONS} operations")
+        bodies = [_bytes(operation.body) for operation in operations]
+        if sum(len(body) for body in bodies) > MAX_BATCH_BYTES:
+            raise problems.PayloadTooLarge("A storage transaction would exceed 4 MiB.")
+    elif http.method in ("POST", "PUT", "PATCH", "MERGE"):
+        bodies = [_bytes(http.body)]
+    else:
+        return
+    for body in bodies:
+        if body[:1] == b"{":
+            entity = json.loads(body)
+            if "TableName" not in entity:
+                check_entity(entity)
+
+
+def _bytes(body: Any) -> bytes:
+    if not body:
+        return b""
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
 class Storage:
@@ -94,7 +176,13 @@ class Storage:
 
     def _build(self, service_class: Any, kind: str) -> Any:
         # Fail fast when storage is unreachable: the caller gets a 503 rather than a long hang.
-        options = {"retry_total": 2, "retry_backoff_factor": 0.2, "connection_timeout": 3, "read_timeout": 10}
+        options: dict[str, Any] = {
+            "retry_total": 2,
+            "retry_backoff_factor": 0.2,
+            "connection_timeout": 3,
+            "read_timeout": 10,
+            **({"raw_request_hook": check_request} if kind == "table" else {}),
+        }
         if self._settings.storage_connection_string:
             return service_class.from_connection_string(self._settings.storage_connection_string, **options)
         credential = self._credential
