@@ -13,6 +13,8 @@ import pytest
 
 from dev import azurite as azurite_module
 from dev.counting_proxy import CountingProxy
+from dev.issuer import Issuer
+from dev.provider import ProviderStandIn
 
 
 @dataclass
@@ -51,3 +53,17 @@ def storage(azurite) -> Storage:
 def prefix() -> str:
     """A TABLE_PREFIX unique to the test: tables and queues of other tests stay out of its way."""
     return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def provider():
+    """The provider stand-in (Dyte and RealtimeKit), in this process."""
+    with ProviderStandIn().start() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def issuer():
+    """The token issuer (OIDC metadata and JWKS over HTTP), in this process."""
+    with Issuer().start() as running:
+        yield running

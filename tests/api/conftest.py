@@ -31,18 +31,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def provider():
-    with ProviderStandIn().start() as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def issuer():
-    with Issuer().start() as running:
-        yield running
-
-
 def app_environment(storage, provider, issuer, **overrides: str) -> dict[str, str]:
     values = support.values(
         AzureWebJobsStorage=storage.connection_string,

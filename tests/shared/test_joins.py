@@ -1,0 +1,120 @@
+"""Joining at the domain level, with an injected clock: the join window and the token's life."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from shared import joins, meetings, problems
+from shared.auth import Caller, user_id
+from shared.context import Context
+from shared.provider import ProviderClient
+from shared.storage import Storage
+from tests import support
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def caller(ctx, name: str, email: str) -> Caller:
+    oid = str(uuid.uuid5(uuid.NAMESPACE_URL, email))
+    return Caller(support.TENANT, oid, name.title(), (email,), user_id(ctx.settings.id_hash_key, support.TENANT, oid))
+
+
+@pytest.fixture
+def ctx(storage, provider, prefix):
+    settings = support.load(
+        AzureWebJobsStorage=storage.connection_string,
+        TABLE_PREFIX=prefix,
+        DYTE_API_BASE_URL=provider.dyte_base_url,
+        JOIN_EARLY_MINUTES="10",
+        JOIN_GRACE_MINUTES="30",
+    )
+    client = ProviderClient.for_dyte(provider.dyte_credentials(), requests.Session())
+    return Context(settings, Storage(settings), {"dyte": client}, clock=Clock(datetime(2031, 6, 1, 8, 0, tzinfo=UTC)))
+
+
+def scheduled(ctx, starts_at: str, ends_at: str | None = None):
+    owner = caller(ctx, "owner", "owner@contoso.test")
+    guest = caller(ctx, "guest", "guest@contoso.test")
+    host = caller(ctx, "host", "host@contoso.test")
+    body = {
+        "title": "Window",
+        "startsAt": starts_at,
+        "timeZone": "Asia/Kolkata",
+        "invitees": [{"email": guest.email, "role": "participant"}, {"email": host.email, "role": "host"}],
+    }
+    if ends_at:
+        body["endsAt"] = ends_at
+    meeting = meetings.create(ctx, owner, body, None).meeting
+    return meeting["id"], owner, guest, host
+
+
+def test_participants_join_from_the_early_minutes_before_start(ctx):
+    # 15:30 in Kolkata is 10:00 UTC: the window opens at 09:50 UTC with JOIN_EARLY_MINUTES=10.
+    meeting_id, owner, guest, host = scheduled(ctx, "2031-06-01T15:30:00+05:30")
+    ctx.clock.now = datetime(2031, 6, 1, 9, 49, 59, tzinfo=UTC)
+    with pytest.raises(problems.JoinWindow) as refused:
+        joins.join(ctx, guest, meeting_id)
+    assert refused.value.extensions["joinOpensAt"] == "2031-06-01T09:50:00Z"
+    assert joins.join(ctx, host, meeting_id)["role"] == "host"
+    assert joins.join(ctx, owner, meeting_id)["role"] == "owner"
+    ctx.clock.now = datetime(2031, 6, 1, 9, 50, tzinfo=UTC)
+    assert joins.join(ctx, guest, meeting_id)["role"] == "participant"
+
+
+def test_nobody_joins_after_end_plus_grace(ctx):
+    meeting_id, owner, guest, _ = scheduled(ctx, "2031-06-01T10:00:00Z", "2031-06-01T11:00:00Z")
+    ctx.clock.now = datetime(2031, 6, 1, 11, 30, tzinfo=UTC)
+    assert joins.join(ctx, guest, meeting_id)["role"] == "participant"
+    ctx.clock.now += timedelta(seconds=1)
+    for who in (guest, owner):
+        with pytest.raises(problems.JoinWindow) as refused:
+            joins.join(ctx, who, meeting_id)
+        assert refused.value.extensions["joinClosesAt"] == "2031-06-01T11:30:00Z"
+
+
+def test_without_a_schedule_joins_are_open_until_cancelled(ctx):
+    owner, guest = caller(ctx, "owner", "owner@contoso.test"), caller(ctx, "guest", "guest@contoso.test")
+    meeting = meetings.create(ctx, owner, {"title": "Anytime", "invitees": [{"email": guest.email}]}, None).meeting
+    ctx.clock.now = datetime(2040, 1, 1, tzinfo=UTC)
+    assert joins.join(ctx, guest, meeting["id"])["participantId"]
+    meetings.cancel(ctx, owner, meeting["id"], None)
+    with pytest.raises(problems.Cancelled):
+        joins.join(ctx, guest, meeting["id"])
+
+
+def test_a_fresh_token_is_shared_briefly_then_refreshed(ctx, provider):
+    meeting_id, _, guest, _ = scheduled(ctx, "2031-06-01T08:00:00Z")
+    first = joins.join(ctx, guest, meeting_id)
+    before = len(provider.request_log())
+    ctx.clock.now += joins.TOKEN_REUSE
+    assert joins.join(ctx, guest, meeting_id)["authToken"] == first["authToken"]
+    assert len(provider.request_log()) == before
+    ctx.clock.now += timedelta(seconds=1)
+    refreshed = joins.join(ctx, guest, meeting_id)
+    calls = provider.request_log()[before:]
+    assert [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in calls] == [("POST", "token")]
+    assert refreshed["participantId"] == first["participantId"]
+    assert provider.token_check(refreshed["authToken"])["valid"]
+
+
+def test_a_participant_deleted_at_the_provider_is_added_again(ctx, provider):
+    meeting_id, _, guest, _ = scheduled(ctx, "2031-06-01T08:00:00Z")
+    first = joins.join(ctx, guest, meeting_id)
+    meeting = meetings.load(ctx, guest, meeting_id).row
+    ctx.providers["dyte"].delete_participant(meeting["providerMeetingId"], first["participantId"])
+    ctx.clock.now += joins.TOKEN_REUSE + timedelta(seconds=1)
+    again = joins.join(ctx, guest, meeting_id)
+    assert again["participantId"] != first["participantId"]
+    assert provider.token_check(again["authToken"])["valid"]
+    found = ctx.providers["dyte"].find_participant(
+        meeting["providerMeetingId"], joins.custom_participant_id(ctx, meeting_id, guest)
+    )
+    assert found is not None and found.id == again["participantId"]
