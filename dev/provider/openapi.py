@@ -26,8 +26,8 @@ from jsonschema.exceptions import best_match
 
 from dev.provider.model import ApiError
 
-# The reference folder sits beside the repository (as in CI), read-only and never vendored.
-DOCUMENT = Path(__file__).resolve().parents[3] / "shared" / "reference" / "dyte-openapi-v2.yaml"
+# Dyte's own document, vendored (Apache-2.0, see NOTICE) so a clone is self-contained.
+DOCUMENT = Path(__file__).resolve().parent / "dyte-openapi-v2.yaml"
 
 METHODS = ("get", "put", "post", "delete", "patch")
 
