@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -74,16 +75,23 @@ def join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
             token = provider.refresh_token(meeting["providerMeetingId"], participant["participantId"])
         except ParticipantGone:
             # Deleted at the provider behind our back: add it again under a new claim.
-            participant = _claim(ctx, caller, visible, preset, now, takeover=participant)
-            if isinstance(participant, dict) and participant.get("ready"):
-                return participant["ready"]
-            return _add(ctx, caller, visible, participant, preset, now)
+            return _claim_and_add(ctx, caller, visible, preset, now, takeover=participant)
         _remember_token(table, participant, participant["participantId"], token, preset, now)
         return _join_body(meeting, participant["participantId"], token, visible.role, preset)
+    return _claim_and_add(ctx, caller, visible, preset, now, takeover=participant)
 
-    claimed = _claim(ctx, caller, visible, preset, now, takeover=participant)
-    if isinstance(claimed, dict) and claimed.get("ready"):
-        return claimed["ready"]
+
+@dataclass(frozen=True)
+class _Joined:
+    """Another request finished the claim we waited for: its answer is ours too."""
+
+    body: dict[str, Any]
+
+
+def _claim_and_add(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str, now, takeover):
+    claimed = _claim(ctx, caller, visible, preset, now, takeover)
+    if isinstance(claimed, _Joined):
+        return claimed.body
     return _add(ctx, caller, visible, claimed, preset, now)
 
 
@@ -92,8 +100,8 @@ def _fresh(participant: dict[str, Any], now) -> bool:
     return bool(participant.get("token")) and token_at is not None and now - token_at <= TOKEN_REUSE
 
 
-def _claim(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str, now, takeover) -> Any:
-    """Claim the right to add the caller's participant, or wait for whoever holds it."""
+def _claim(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str, now, takeover):
+    """Claim the right to add the caller's participant (the claim row), or wait for whoever holds it."""
     meeting = visible.row
     table = ctx.storage.table(meetings.MEETINGS_TABLE)
     claim = {
@@ -155,7 +163,7 @@ def _claim(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str,
     return claim
 
 
-def _wait_for_claim(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str) -> dict[str, Any]:
+def _wait_for_claim(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str):
     """Another request holds the claim: wait for its participant, then share its token."""
     meeting = visible.row
     table = ctx.storage.table(meetings.MEETINGS_TABLE)
@@ -170,7 +178,7 @@ def _wait_for_claim(ctx: Context, caller: Caller, visible: meetings.Visible, pre
             # The holder failed and released its claim: this request may try in its turn.
             return _claim(ctx, caller, meetings.load(ctx, caller, meeting["id"]), preset, ctx.clock(), None)
         if row.get("participantId") and row.get("token"):
-            return {"ready": _join_body(meeting, row["participantId"], row["token"], visible.role, row["preset"])}
+            return _Joined(_join_body(meeting, row["participantId"], row["token"], visible.role, row["preset"]))
         lease = times.parse_rfc3339(row.get("claimUntil") or "")
         if row.get("uncertain") or lease is None or lease <= ctx.clock():
             return _claim(ctx, caller, visible, preset, ctx.clock(), takeover=row)
