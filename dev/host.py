@@ -1547,6 +1547,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--run-timer", metavar="NAME", help="run the timer function NAME once in-process and exit")
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request to stderr")
+    parser.add_argument("--cors", help="comma-separated allowed origins, over Host.CORS (as `func start --cors`)")
+    parser.add_argument("--cors-credentials", action="store_true", help="allow credentials (`func start` flag)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -1558,7 +1560,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=level, stream=sys.stderr, format="[%(asctime)s] %(name)s: %(message)s")
         logging.getLogger("azure").setLevel(max(level, logging.WARNING))
     try:
-        host = DevHost.from_project(root, access_log=args.access_log, poll_queues=not args.run_timer)
+        cors = {"cors_origins": [o.strip() for o in args.cors.split(",") if o.strip()]} if args.cors else {}
+        if args.cors_credentials:
+            cors["cors_credentials"] = True
+        host = DevHost.from_project(root, access_log=args.access_log, poll_queues=not args.run_timer, **cors)
     except DevHostError as exc:
         print(f"dev.host: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,8 @@ from dev.issuer import Issuer
 from dev.provider import ProviderStandIn
 from tests import support
 
+SPA_ORIGIN = "http://localhost:5173"
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -145,7 +147,7 @@ def start_app(storage, provider, issuer, video_provider: str, prefix: str | None
         storage, provider, issuer, VIDEO_PROVIDER=video_provider, TABLE_PREFIX=prefix, **overrides
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "dev.host", "--port", str(port)],
+        [sys.executable, "-m", "dev.host", "--port", str(port), "--cors", SPA_ORIGIN],
         cwd=support.ROOT,
         env=environment,
         stdout=subprocess.DEVNULL,
