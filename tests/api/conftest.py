@@ -217,3 +217,19 @@ def problem(response: requests.Response, status: int, slug: str) -> dict[str, An
     assert body["status"] == status
     assert "Traceback" not in response.text
     return body
+
+
+@dataclass
+class FuzzTarget:
+    app: App
+    tokens: list[str]
+    meeting_id: str
+
+
+@pytest.fixture(scope="session")
+def fuzz_target(dyte_app) -> FuzzTarget:
+    """Signed-in callers, the first owning a meeting (with an invitee), for the schema fuzzer to aim at."""
+    owner = dyte_app.user("fuzzer")
+    meeting = owner.create(title="Fuzzed", invitees=[{"email": "fuzz-guest@contoso.test", "role": "host"}])
+    others = [dyte_app.user(f"fuzzer{n}").token for n in range(7)]
+    return FuzzTarget(dyte_app, [owner.token, *others], meeting["id"])
