@@ -20,7 +20,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared import jobs, meetings, problems, storage, times
+from shared import jobs, mail, meetings, problems, storage, times
 from shared.auth import Caller
 from shared.context import Context
 
@@ -183,17 +183,20 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, body: Any) -> list[dic
                     "invitedBy": caller.id,
                     "acceptedAt": "",
                     "boundTo": "",
+                    **mail.next_sequence(ctx, current),
                 }
                 operations.append(_guarded_replace(row, current))
                 count += current["status"] == "revoked"
             elif current["role"] != invitee["role"]:
-                row = {**_clean(current), "role": invitee["role"]}
+                row = {**_clean(current), "role": invitee["role"], **mail.next_sequence(ctx, current)}
                 operations.append(_guarded_replace(row, current))
             else:
                 row = _clean(current)
             results.append(row)
         if count > MAX_INVITES_PER_MEETING:
             raise problems.Conflict(f"A meeting can have at most {MAX_INVITES_PER_MEETING} invites.")
+        outbox = mail.outbox_operations(ctx, meeting, mail.INVITED, [operation[1]["id"] for operation in operations])
+        operations += outbox
         if operations:
             counter = {"PartitionKey": meeting["PartitionKey"], "RowKey": meeting["RowKey"], "inviteCount": count}
             operations.append(
@@ -214,6 +217,7 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, body: Any) -> list[dic
                     continue
                 raise
         _write_index(ctx, meeting, results)
+        mail.after_commit(ctx, outbox)
         _after_role_changes(ctx, meeting, existing, results)
         return [render(row) for row in results]
     raise problems.Conflict("The meeting's invites are changing concurrently; retry.")
@@ -318,7 +322,8 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite: str) -> None:
         from shared import joins
 
         participant = joins.participant_for(ctx, meeting, current.get("boundTo") or "")
-        operations: list[tuple] = [_guarded_replace({**_clean(current), "status": "revoked"}, current)]
+        revoked = {**_clean(current), "status": "revoked", **mail.next_sequence(ctx, current)}
+        operations: list[tuple] = [_guarded_replace(revoked, current)]
         if participant is not None:
             operations.append(
                 (
@@ -327,6 +332,8 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite: str) -> None:
                     {"etag": participant.metadata["etag"], "match_condition": MatchConditions.IfNotModified},
                 )
             )
+        outbox = mail.outbox_operations(ctx, meeting, mail.REVOKED, [current["id"]])
+        operations += outbox
         try:
             table.submit_transaction(operations)
         except TableTransactionError as error:
@@ -335,6 +342,7 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite: str) -> None:
             raise
         # Our state refuses their join from here on; now the provider, which may fail.
         _drop_index(ctx, meeting_id, current)
+        mail.after_commit(ctx, outbox)
         if participant is not None:
             joins.remove_at_provider(ctx, meeting, participant)
         return

@@ -23,7 +23,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared import invites, jobs, joins, problems, storage, times
+from shared import invites, jobs, joins, mail, problems, storage, times
 from shared.auth import Caller
 from shared.context import Context
 
@@ -273,6 +273,8 @@ def create(ctx: Context, caller: Caller, body: Any, idempotency_key: str | None)
     ]
     if draft.invitees:
         operations += [("create", invite) for invite in invites.initial_invite_rows(ctx, caller, row, draft.invitees)]
+    outbox = mail.outbox_operations(ctx, row, mail.INVITED, [invites.invite_id(i["email"]) for i in draft.invitees])
+    operations += outbox
     if claim is not None:
         operations.append(_complete_idempotency(claim, rendered))
     try:
@@ -295,6 +297,7 @@ def create(ctx: Context, caller: Caller, body: Any, idempotency_key: str | None)
         raise problems.Unavailable("The meeting could not be saved; nothing was created.", retry_after=2) from None
     if draft.invitees:
         invites.after_invites_committed(ctx, row, draft.invitees)
+    mail.after_commit(ctx, outbox)
     return Created(rendered)
 
 
@@ -599,12 +602,15 @@ def _commit(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> None
     if after["indexKey"] != before["indexKey"]:
         operations.append(("delete", {"PartitionKey": before["PartitionKey"], "RowKey": before["indexKey"]}))
     operations.append(("upsert", index_entity, {"mode": UpdateMode.REPLACE}))
+    outbox = mail.meeting_operations(ctx, before, after)
+    operations += outbox
     try:
         ctx.storage.table(MEETINGS_TABLE).submit_transaction(operations)
     except TableTransactionError as error:
         if error.status_code == 412 or getattr(error, "error_code", None) == "UpdateConditionNotSatisfied":
             raise _Stale from None
         raise
+    mail.after_commit(ctx, outbox)
 
 
 def cancel(ctx: Context, caller: Caller, meeting_id: str, if_match: str | None) -> None:
