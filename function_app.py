@@ -2,10 +2,12 @@
 
 import azure.functions as func
 
-from shared import api, health, invites, jobs, joins, meetings, openapi
+from shared import api, health, invites, jobs, joins, mail, meetings, openapi
 from shared import settings as app_settings
 from shared.auth import Authenticator, Caller
 from shared.context import Context
+from shared.events import apply as events_apply
+from shared.events import deliveries, signing, views
 from shared.provider import clients_from_settings
 from shared.storage import Storage
 
@@ -133,3 +135,53 @@ def end_meeting(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="message", queue_name=ctx.storage.queue_name(jobs.QUEUE), connection="AzureWebJobsStorage")
 def run_job(message: func.QueueMessage) -> None:
     jobs.run(ctx, message.get_body().decode("utf-8"))
+
+
+@app.queue_trigger(arg_name="message", queue_name=ctx.storage.queue_name(mail.QUEUE), connection="AzureWebJobsStorage")
+def send_mail(message: func.QueueMessage) -> None:
+    mail.process(ctx, message.get_body().decode("utf-8"))
+
+
+@app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)
+def sweep_mail_outbox(timer: func.TimerRequest) -> None:
+    mail.sweep(ctx)
+
+
+# Provider webhooks (contract section 5). The signing keys are checked once here: a configured PEM
+# that does not load stops start-up, naming the setting.
+signing_keys = signing.SigningKeys.from_settings(settings)
+
+
+@app.route(route="webhooks/dyte", methods=["POST"])
+@api.endpoint("webhooks.receive")
+def receive_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    # No bearer token: the provider's signature over the raw body is this route's authentication.
+    return api.respond(deliveries.receive(ctx, signing_keys, req.get_body(), req.headers))
+
+
+@app.queue_trigger(
+    arg_name="message", queue_name=ctx.storage.queue_name(deliveries.QUEUE), connection="AzureWebJobsStorage"
+)
+def apply_webhook_event(message: func.QueueMessage) -> None:
+    events_apply.run(ctx, message.get_body().decode("utf-8"))
+
+
+@app.timer_trigger(arg_name="timer", schedule="0 */5 * * * *")
+def sweep_webhook_events(timer: func.TimerRequest) -> None:
+    deliveries.sweep(ctx)
+
+
+@app.route(route="meetings/{meetingId}/sessions", methods=["GET"])
+@api.endpoint("sessions.list")
+def list_sessions(req: func.HttpRequest) -> func.HttpResponse:
+    caller = caller_of(req)
+    limit, cursor = invites.parse_page_query(dict(req.params))
+    return api.respond(views.list_sessions(ctx, caller, req.route_params["meetingId"], limit, cursor))
+
+
+@app.route(route="meetings/{meetingId}/recordings", methods=["GET"])
+@api.endpoint("recordings.list")
+def list_recordings(req: func.HttpRequest) -> func.HttpResponse:
+    caller = caller_of(req)
+    limit, cursor = invites.parse_page_query(dict(req.params))
+    return api.respond(views.list_recordings(ctx, caller, req.route_params["meetingId"], limit, cursor))

@@ -183,6 +183,11 @@ class Storage:
             "read_timeout": 10,
             **({"raw_request_hook": check_request} if kind == "table" else {}),
         }
+        if kind == "queue":
+            # azure-storage-queue ignores retry_backoff_factor: its default waits 15 s before retrying.
+            from azure.storage.queue import LinearRetry
+
+            options["retry_policy"] = LinearRetry(backoff=0.2, random_jitter_range=0.1, retry_total=2)
         if self._settings.storage_connection_string:
             return service_class.from_connection_string(self._settings.storage_connection_string, **options)
         credential = self._credential

@@ -233,3 +233,23 @@ def fuzz_target(dyte_app) -> FuzzTarget:
     meeting = owner.create(title="Fuzzed", invitees=[{"email": "fuzz-guest@contoso.test", "role": "host"}])
     others = [dyte_app.user(f"fuzzer{n}").token for n in range(7)]
     return FuzzTarget(dyte_app, [owner.token, *others], meeting["id"])
+
+
+@pytest.fixture(scope="session")
+def webhook_key():
+    """The private half of the webhook key configured as PEM in `pem_app` (Dyte's, in that mode)."""
+    from dev.provider import webhooks
+
+    return webhooks.new_key()
+
+
+@pytest.fixture(scope="session")
+def pem_app(storage, provider, issuer, webhook_key):
+    """An app with Dyte's webhook key configured as PEM (newlines escaped, as app settings carry them);
+    RealtimeKit's key is fetched from the stand-in as usual."""
+    from dev.provider import webhooks
+
+    pem = webhooks.public_pem(webhook_key).replace("\n", "\\n")
+    running = start_app(storage, provider, issuer, "dyte", WEBHOOK_PUBLIC_KEY=pem)
+    yield running
+    running.stop()

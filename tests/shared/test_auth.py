@@ -106,7 +106,7 @@ def test_bad_tokens_are_401(issuer, authenticator, case):
     good = token(issuer)
     headers = {
         "expired": bearer(token(issuer, now=now - 3600 - 301)),
-        "not_yet_valid": bearer(token(issuer, claims={"nbf": int(now) + 301})),
+        "not_yet_valid": bearer(token(issuer, claims={"nbf": int(now) + 400})),
         "wrong_audience": bearer(token(issuer, audience="99999999-0000-4000-8000-000000000000")),
         "wrong_issuer": bearer(
             token(issuer, claims={"iss": f"https://login.microsoftonline.com/{support.TENANT}/v2.0"})
