@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared import api, health, invites, jobs, joins, mail, meetings, openapi
+from shared import accounts, api, health, invites, jobs, joins, mail, meetings, openapi, retention
 from shared import settings as app_settings
 from shared.auth import Authenticator, Caller
 from shared.context import Context
@@ -15,13 +15,20 @@ from shared.storage import Storage
 settings = app_settings.load()
 ctx = Context(settings=settings, storage=Storage(settings), providers=clients_from_settings(settings))
 authenticator = Authenticator(settings)
+closed_accounts = accounts.ClosedAccounts(ctx.storage)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
-def caller_of(req: func.HttpRequest) -> Caller:
+def signed_in(req: func.HttpRequest) -> Caller:
     caller = authenticator.authenticate(req.headers.get("Authorization"))
     api.identify(caller.id)
+    return caller
+
+
+def caller_of(req: func.HttpRequest) -> Caller:
+    caller = signed_in(req)
+    closed_accounts.check(caller.id)
     return caller
 
 
@@ -46,6 +53,20 @@ def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
 @api.endpoint("me.get")
 def get_me(req: func.HttpRequest) -> func.HttpResponse:
     return api.respond(caller_of(req).profile())
+
+
+@app.route(route="me", methods=["DELETE"])
+@api.endpoint("me.close")
+def close_account(req: func.HttpRequest) -> func.HttpResponse:
+    # Not behind the closed-account gate: closing again is a 204 too.
+    accounts.close(ctx, closed_accounts, signed_in(req))
+    return api.no_content()
+
+
+@app.route(route="me/export", methods=["GET"])
+@api.endpoint("me.export")
+def export_account(req: func.HttpRequest) -> func.HttpResponse:
+    return api.respond(accounts.export(ctx, caller_of(req)))
 
 
 @app.route(route="meetings", methods=["POST"])
@@ -135,6 +156,11 @@ def end_meeting(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="message", queue_name=ctx.storage.queue_name(jobs.QUEUE), connection="AzureWebJobsStorage")
 def run_job(message: func.QueueMessage) -> None:
     jobs.run(ctx, message.get_body().decode("utf-8"))
+
+
+@app.timer_trigger(schedule="0 30 3 * * *", arg_name="timer", run_on_startup=False)
+def purge_expired(timer: func.TimerRequest) -> None:
+    retention.purge(ctx)
 
 
 @app.queue_trigger(arg_name="message", queue_name=ctx.storage.queue_name(mail.QUEUE), connection="AzureWebJobsStorage")

@@ -27,12 +27,14 @@ class Kind(StrEnum):
     REMOVE_PARTICIPANT = "remove-participant"
     SET_PARTICIPANT_PRESET = "set-participant-preset"
     REFRESH_INVITEE_INDEX = "refresh-invitee-index"
+    CLOSE_ACCOUNT = "close-account"
 
 
 def _handlers() -> dict[Kind, Any]:
-    from shared import invites, joins, meetings
+    from shared import accounts, invites, joins, meetings
 
     return {
+        Kind.CLOSE_ACCOUNT: accounts.close_job,
         Kind.DEACTIVATE_MEETING: meetings.deactivate_at_provider,
         Kind.REMOVE_PARTICIPANT: joins.remove_participant_job,
         Kind.SET_PARTICIPANT_PRESET: joins.set_preset_job,

@@ -558,8 +558,8 @@ def update(ctx: Context, caller: Caller, meeting_id: str, body: Any, if_match: s
         changed["version"] = row["version"] + 1
         changed["updatedAt"] = times.format_utc(ctx.clock())
         try:
-            _commit(ctx, row, changed)
-        except _Stale:
+            commit(ctx, row, changed)
+        except Stale:
             continue
         invites.after_meeting_changed(ctx, row, changed)
         return render(changed, "owner")
@@ -579,11 +579,11 @@ def _apply_patch(row: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return changed
 
 
-class _Stale(Exception):
+class Stale(Exception):
     """The row changed between our read and our write: read again."""
 
 
-def _commit(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> None:
+def commit(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> None:
     """Write the meeting row (if unchanged since read) and move its owner-index row, atomically."""
     after = {**after}
     after["indexKey"] = index_row_key(after)
@@ -608,7 +608,7 @@ def _commit(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> None
         ctx.storage.table(MEETINGS_TABLE).submit_transaction(operations)
     except TableTransactionError as error:
         if error.status_code == 412 or getattr(error, "error_code", None) == "UpdateConditionNotSatisfied":
-            raise _Stale from None
+            raise Stale from None
         raise
     mail.after_commit(ctx, outbox)
 
@@ -625,15 +625,20 @@ def cancel(ctx: Context, caller: Caller, meeting_id: str, if_match: str | None) 
         now = times.format_utc(ctx.clock())
         changed = {**row, "cancelledAt": now, "updatedAt": now, "version": row["version"] + 1}
         try:
-            _commit(ctx, row, changed)
-        except _Stale:
+            commit(ctx, row, changed)
+        except Stale:
             continue
         break
     else:
         raise problems.Conflict("The meeting is changing concurrently; retry.")
-    # Our state refuses joins from here on; the provider clean-up must not block the answer.
-    invites.after_meeting_changed(ctx, row, changed)
-    payload = {"provider": changed["provider"], "providerMeetingId": changed["providerMeetingId"]}
+    after_cancel(ctx, row, changed)
+
+
+def after_cancel(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Once the cancellation is committed (our state refuses joins): invitees' index, then the provider,
+    which must not block the answer."""
+    invites.after_meeting_changed(ctx, before, after)
+    payload = {"provider": after["provider"], "providerMeetingId": after["providerMeetingId"]}
     try:
         deactivate_at_provider(ctx, payload, inline=True)
     except (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable):

@@ -49,6 +49,11 @@ MAX_BATCH_OPERATIONS = 100
 _FORBIDDEN_KEY_CHARACTERS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
+def valid_key(value: str) -> bool:
+    """Whether `value` may be a PartitionKey or RowKey as it is."""
+    return len(value) <= MAX_KEY_CHARACTERS and not _FORBIDDEN_KEY_CHARACTERS.search(value)
+
+
 def check_entity(entity: dict[str, Any]) -> None:
     """Raise PayloadTooLarge (or ValueError for a bad key) unless Table Storage would accept `entity`.
 
@@ -60,7 +65,7 @@ def check_entity(entity: dict[str, Any]) -> None:
         if "@odata." in name or name.startswith("odata."):
             continue
         if name in ("PartitionKey", "RowKey"):
-            if not isinstance(value, str) or len(value) > MAX_KEY_CHARACTERS or _FORBIDDEN_KEY_CHARACTERS.search(value):
+            if not isinstance(value, str) or not valid_key(value):
                 raise ValueError(f"{name} is not a valid Table Storage key")
             size += len(value) * 2
             continue

@@ -23,7 +23,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from shared import jobs, joins, meetings, storage
+from shared import accounts, jobs, joins, meetings, storage
 from shared.context import Context
 from shared.events import deliveries, state
 from shared.settings import PROVIDERS
@@ -88,7 +88,16 @@ def apply(ctx: Context, record: dict[str, Any]) -> Applied:
     owner, meeting_id = target
     user_id = ""
     if event.participant is not None:
-        user_id = _user_of(ctx, owner, meeting_id, event.participant.custom_participant_id)
+        erased_as = accounts.erased_participant(ctx, event.participant.custom_participant_id)
+        if erased_as:
+            # A closed account: a late or replayed event must not write the name back, here or in
+            # the delivery's own record.
+            user_id, event = erased_as, state.without_name(event)
+            deliveries.redact_record(ctx, record, event.participant.custom_participant_id)
+        else:
+            user_id = _user_of(ctx, owner, meeting_id, event.participant.custom_participant_id)
+            if user_id:
+                accounts.note_attendance(ctx, user_id, owner, meeting_id)
     table = ctx.storage.table(state.ACTIVITY_TABLE)
     for row_key, update in state.facts(event, user_id).items():
         _merge_row(table, meeting_id, row_key, update)

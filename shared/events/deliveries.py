@@ -200,5 +200,41 @@ def replay(ctx: Context, *, meeting_id: str | None = None, since: datetime | Non
     return count
 
 
+def redact_participant(ctx: Context, meeting_id: str, custom_participant_id: str) -> int:
+    """Remove a closed account's display name from the raw deliveries applied to the meeting.
+
+    A record keeps its key (the hash of the body as received), so the same body delivered again is
+    still recognised as seen and never applied a second time. How many records were redacted.
+    """
+    table = ctx.storage.table(DELIVERIES_TABLE)
+    redacted = 0
+    for shard in SHARDS:
+        rows = table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and meetingId eq @meeting",
+            parameters={"pk": shard, "low": RECORD, "high": state.after(RECORD), "meeting": meeting_id},
+        )
+        redacted += sum(redact_record(ctx, row, custom_participant_id) for row in rows)
+    return redacted
+
+
+def redact_record(ctx: Context, row: Mapping[str, Any], custom_participant_id: str) -> bool:
+    """Remove the participant's display name from one recorded body; whether there was one."""
+    try:
+        document = json.loads(row.get("body") or b"")
+    except ValueError:
+        return False
+    participant = document.get("participant") if isinstance(document, dict) else None
+    if not isinstance(participant, dict) or not participant.get("userDisplayName"):
+        return False
+    if custom_participant_id not in (participant.get("customParticipantId"), participant.get("clientSpecificId")):
+        return False
+    participant["userDisplayName"] = ""
+    body = json.dumps(document, separators=(",", ":")).encode()
+    ctx.storage.table(DELIVERIES_TABLE).update_entity(
+        {**_keys(row), "body": body, "redacted": True}, mode=UpdateMode.MERGE
+    )
+    return True
+
+
 def _keys(row: Mapping[str, Any]) -> dict[str, str]:
     return {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"]}

@@ -17,6 +17,7 @@ Times are stored as fixed-width UTC strings (`stamp`), so that comparing strings
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import math
@@ -314,6 +315,11 @@ def interval_key(session_id: str, peer_id: str) -> str:
 
 def recording_key(recording_id: str) -> str:
     return RECORDING + key_part(recording_id)
+
+
+def without_name(event: Event) -> Event:
+    """The event with its participant's display name removed (the account was closed)."""
+    return dataclasses.replace(event, participant=dataclasses.replace(event.participant, name=""))
 
 
 def facts(event: Event, user_id: str) -> dict[str, dict[str, Any]]:

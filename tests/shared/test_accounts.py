@@ -1,0 +1,82 @@
+"""The closed-account gate: a tombstone refuses the caller on every instance by the time close returns."""
+
+import pytest
+
+from shared import problems
+from shared.accounts import MAX_SNAPSHOT_AGE, ClosedAccounts
+from shared.storage import Storage
+from tests import support
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def instances(storage, prefix):
+    def instance():
+        settings = support.load(AzureWebJobsStorage=storage.connection_string, TABLE_PREFIX=prefix)
+        clock = Clock()
+        return ClosedAccounts(Storage(settings), clock=clock, sleep=clock.sleep, background=False), clock
+
+    return instance
+
+
+def test_close_refuses_on_every_instance_once_it_returns(instances):
+    (first, first_clock), (second, second_clock) = instances(), instances()
+    second.check("alice")  # the second instance has a snapshot from before the close
+    first.wait_until_everywhere(first.close("alice"))
+    assert first_clock.slept and first_clock.slept[0] >= MAX_SNAPSHOT_AGE
+    with pytest.raises(problems.Forbidden):
+        first.check("alice")
+    # By the time close returned, the second instance's snapshot is too old to use: it refreshes.
+    second_clock.now += MAX_SNAPSHOT_AGE + 0.01
+    with pytest.raises(problems.Forbidden):
+        second.check("alice")
+    second.check("bob")
+    first.close("alice")  # closing twice is harmless
+    with pytest.raises(problems.Forbidden):
+        first.check("alice")
+
+
+def test_a_fresh_snapshot_costs_no_request(instances, storage):
+    gate, clock = instances()
+    gate.check("carol")
+    storage.reset_counts()
+    clock.now += MAX_SNAPSHOT_AGE / 2
+    gate.check("carol")
+    assert storage.tables.total() == 0
+
+
+def test_another_instance_learns_of_every_closure_incrementally(instances):
+    gate, _ = instances()
+    for user in ("u1", "u2", "u3"):
+        gate.wait_until_everywhere(gate.close(user))
+    other, _ = instances()
+    other.refresh()
+    assert all(other.is_closed(user) for user in ("u1", "u2", "u3"))
+    gate.close("u4")
+    other.refresh()  # now only tombstones since the newest one seen (with an overlap)
+    assert other.is_closed("u4") and other.is_closed("u1")
+
+
+def test_no_snapshot_and_no_storage_is_503(storage, prefix):
+    settings = support.load(AzureWebJobsStorage=storage.connection_string, TABLE_PREFIX=prefix)
+    clock = Clock()
+    gate = ClosedAccounts(Storage(settings), clock=clock, sleep=clock.sleep, background=False)
+    storage.tables.fail("GET", "ClosedAccounts", status=503, times=10)
+    storage.tables.fail("POST", "Tables", status=503, times=10)
+    try:
+        with pytest.raises(problems.Unavailable):
+            gate.check("dave")
+    finally:
+        storage.tables.clear_faults()
