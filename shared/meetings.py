@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 MEETINGS_TABLE = "Meetings"
 PROVIDER_MEETINGS_TABLE = "ProviderMeetings"
-CLEANUP_QUEUE = "provider-cleanup"
 
 OWNER_ID_LENGTH = 22
 MEETING_ID = re.compile(r"^[A-Za-z0-9_-]{38}$")

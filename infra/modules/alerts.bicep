@@ -10,7 +10,7 @@
 //    so it does not auto-resolve (autoMitigate false): someone must look at the poison queue and
 //    close the alert. It also depends on that warning reaching App Insights (keep the host's log
 //    level at Warning or lower for Host.Triggers.Queue, and sampling off for traces of that level).
-//    Queues of this app: webhook-events, provider-cleanup, mail-outbox, account-jobs (TABLE_PREFIX
+//    Queues of this app: jobs, webhook-events, mail-outbox (TABLE_PREFIX
 //    is empty in Azure); any other "-poison" queue is caught too.
 // 2. 5xx rate: share of requests (the host's request telemetry) answered 5xx over 15 minutes.
 // 3. Webhook silence: a meeting session is live (an applied meeting.started with no later applied
@@ -81,13 +81,16 @@ let appLines = traces
     | where message has "operation"
     | extend m = parse_json(message)
     | extend operation = tostring(m.operation)
-    | where operation in ("events.apply", "webhooks.receive");
+    | where operation in ("events.status", "webhooks.receive");
+// The applier logs events.status when a meeting's derived status changes (live while any session
+// is open): its latest line per meeting says whether the meeting is live, whatever order the
+// provider's events arrived in.
 let liveSessions = appLines
-    | where operation == "events.apply"
-    | extend eventName = tostring(m.event), sessionKey = coalesce(tostring(m.sessionId), tostring(m.meetingId))
-    | where eventName in ("meeting.started", "meeting.ended") and isnotempty(sessionKey)
-    | summarize started = maxif(timestamp, eventName == "meeting.started"), ended = maxif(timestamp, eventName == "meeting.ended") by sessionKey
-    | where isnotnull(started) and (isnull(ended) or ended < started)
+    | where operation == "events.status"
+    | extend meetingId = tostring(m.meetingId), activity = tostring(m.activity)
+    | where isnotempty(meetingId)
+    | summarize arg_max(timestamp, activity) by meetingId
+    | where activity == "live"
     | count;
 let lastVerified = toscalar(appLines
     | where operation == "webhooks.receive" and toint(m.status) == 200

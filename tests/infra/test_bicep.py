@@ -452,9 +452,9 @@ def test_webhook_silence_alert_uses_verified_deliveries_and_live_meetings():
     for needle in (
         '"webhooks.receive"',
         "toint(m.status) == 200",
-        '"events.apply"',
-        '"meeting.started"',
-        '"meeting.ended"',
+        '"events.status"',
+        'activity == "live"',
+        "arg_max(timestamp, activity) by meetingId",
         "parse_json(message)",
         "ago(silence)",
     ):
