@@ -16,7 +16,6 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
@@ -176,7 +175,7 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, body: Any) -> list[dic
             elif current["status"] in ("revoked", "declined"):
                 # Invited again: pending again, and any earlier binding no longer holds.
                 row = {
-                    **_clean(current),
+                    **current,
                     "role": invitee["role"],
                     "status": "pending",
                     "invitedAt": now,
@@ -185,13 +184,13 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, body: Any) -> list[dic
                     "boundTo": "",
                     **mail.next_sequence(ctx, current),
                 }
-                operations.append(_guarded_replace(row, current))
+                operations.append(storage.if_unchanged(row, current.metadata["etag"]))
                 count += current["status"] == "revoked"
             elif current["role"] != invitee["role"]:
-                row = {**_clean(current), "role": invitee["role"], **mail.next_sequence(ctx, current)}
-                operations.append(_guarded_replace(row, current))
+                row = {**current, "role": invitee["role"], **mail.next_sequence(ctx, current)}
+                operations.append(storage.if_unchanged(row, current.metadata["etag"]))
             else:
-                row = _clean(current)
+                row = dict(current)
             results.append(row)
         if count > MAX_INVITES_PER_MEETING:
             raise problems.Conflict(f"A meeting can have at most {MAX_INVITES_PER_MEETING} invites.")
@@ -199,17 +198,7 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, body: Any) -> list[dic
         operations += outbox
         if operations:
             counter = {"PartitionKey": meeting["PartitionKey"], "RowKey": meeting["RowKey"], "inviteCount": count}
-            operations.append(
-                (
-                    "update",
-                    counter,
-                    {
-                        "mode": UpdateMode.MERGE,
-                        "etag": meeting.metadata["etag"],
-                        "match_condition": MatchConditions.IfNotModified,
-                    },
-                )
-            )
+            operations.append(storage.if_unchanged(counter, meeting.metadata["etag"], UpdateMode.MERGE))
             try:
                 table.submit_transaction(operations)
             except TableTransactionError as error:
@@ -240,22 +229,6 @@ def _after_role_changes(ctx: Context, meeting: dict[str, Any], before: dict[str,
             from shared import joins
 
             joins.apply_role_change(ctx, meeting, row)
-
-
-def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in row.items()}
-
-
-def _guarded_replace(row: dict[str, Any], current: Any) -> tuple:
-    return (
-        "update",
-        row,
-        {
-            "mode": UpdateMode.REPLACE,
-            "etag": current.metadata["etag"],
-            "match_condition": MatchConditions.IfNotModified,
-        },
-    )
 
 
 def _all_invites(ctx: Context, meeting: dict[str, Any]) -> list[Any]:
@@ -322,16 +295,10 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite: str) -> None:
         from shared import joins
 
         participant = joins.participant_for(ctx, meeting, current.get("boundTo") or "")
-        revoked = {**_clean(current), "status": "revoked", **mail.next_sequence(ctx, current)}
-        operations: list[tuple] = [_guarded_replace(revoked, current)]
+        revoked = {**current, "status": "revoked", **mail.next_sequence(ctx, current)}
+        operations: list[tuple] = [storage.if_unchanged(revoked, current.metadata["etag"])]
         if participant is not None:
-            operations.append(
-                (
-                    "delete",
-                    participant,
-                    {"etag": participant.metadata["etag"], "match_condition": MatchConditions.IfNotModified},
-                )
-            )
+            operations.append(storage.delete_if_unchanged(participant, participant.metadata["etag"]))
         outbox = mail.outbox_operations(ctx, meeting, mail.REVOKED, [current["id"]])
         operations += outbox
         try:
@@ -359,7 +326,9 @@ def decline(ctx: Context, caller: Caller, meeting_id: str) -> None:
         if current["status"] == "declined":
             return
         try:
-            table.submit_transaction([_guarded_replace({**_clean(current), "status": "declined"}, current)])
+            table.submit_transaction(
+                [storage.if_unchanged({**current, "status": "declined"}, current.metadata["etag"])]
+            )
         except TableTransactionError as error:
             if error.status_code in (404, 409, 412):
                 continue

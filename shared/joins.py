@@ -19,7 +19,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared import jobs, meetings, problems, times
+from shared import jobs, meetings, problems, storage, times
 from shared.auth import Caller, public_id
 from shared.context import Context
 from shared.provider import ParticipantGone
@@ -120,17 +120,7 @@ def _claim(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str,
         lease = times.parse_rfc3339(takeover.get("claimUntil") or "")
         if not takeover.get("participantId") and lease is not None and lease > now and not takeover.get("uncertain"):
             return _wait_for_claim(ctx, caller, visible, preset)
-        operations: list[tuple] = [
-            (
-                "update",
-                claim,
-                {
-                    "mode": UpdateMode.REPLACE,
-                    "etag": takeover.metadata["etag"],
-                    "match_condition": MatchConditions.IfNotModified,
-                },
-            )
-        ]
+        operations: list[tuple] = [storage.if_unchanged(claim, takeover.metadata["etag"])]
     else:
         operations = [("create", claim)]
     invite = visible.invite
@@ -142,17 +132,7 @@ def _claim(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str,
             "boundTo": caller.id,
             "acceptedAt": invite.get("acceptedAt") or times.format_utc(now),
         }
-        operations.append(
-            (
-                "update",
-                bound,
-                {
-                    "mode": UpdateMode.REPLACE,
-                    "etag": invite.metadata["etag"],
-                    "match_condition": MatchConditions.IfNotModified,
-                },
-            )
-        )
+        operations.append(storage.if_unchanged(bound, invite.metadata["etag"]))
     try:
         results = table.submit_transaction(operations)
     except TableTransactionError as error:

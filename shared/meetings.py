@@ -359,15 +359,15 @@ def _claim_idempotency(ctx: Context, caller: Caller, key: str, body: Any, now: d
 
 
 def _complete_idempotency(claim: _Claim, rendered: dict[str, Any]) -> tuple:
-    return (
-        "update",
+    return storage.if_unchanged(
         {
             "PartitionKey": claim.partition,
             "RowKey": claim.row_key,
             "state": "complete",
             "response": json.dumps(rendered),
         },
-        {"mode": UpdateMode.MERGE, "etag": claim.etag, "match_condition": MatchConditions.IfNotModified},
+        claim.etag,
+        UpdateMode.MERGE,
     )
 
 
@@ -587,14 +587,9 @@ def commit(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> None:
     after = {**after}
     after["indexKey"] = index_row_key(after)
     operations: list[tuple] = [
-        (
-            "update",
+        storage.if_unchanged(
             {**meeting_fields(after), "PartitionKey": before["PartitionKey"], "RowKey": before["RowKey"]},
-            {
-                "mode": UpdateMode.REPLACE,
-                "etag": before.metadata["etag"],
-                "match_condition": MatchConditions.IfNotModified,
-            },
+            before.metadata["etag"],
         )
     ]
     index_entity = {**meeting_fields(after), "PartitionKey": before["PartitionKey"], "RowKey": after["indexKey"]}

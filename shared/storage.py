@@ -17,8 +17,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared import problems
 from shared.settings import Settings
@@ -52,6 +53,15 @@ _FORBIDDEN_KEY_CHARACTERS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 def valid_key(value: str) -> bool:
     """Whether `value` may be a PartitionKey or RowKey as it is."""
     return len(value) <= MAX_KEY_CHARACTERS and not _FORBIDDEN_KEY_CHARACTERS.search(value)
+
+
+def if_unchanged(entity: dict[str, Any], etag: str, mode: UpdateMode = UpdateMode.REPLACE) -> tuple:
+    """A transaction operation that writes `entity` only if its row is unchanged since read (`etag`)."""
+    return ("update", entity, {"mode": mode, "etag": etag, "match_condition": MatchConditions.IfNotModified})
+
+
+def delete_if_unchanged(entity: dict[str, Any], etag: str) -> tuple:
+    return ("delete", entity, {"etag": etag, "match_condition": MatchConditions.IfNotModified})
 
 
 def check_entity(entity: dict[str, Any]) -> None:

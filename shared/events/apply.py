@@ -205,14 +205,10 @@ def _set_activity(table: TableClient, row: Any, activity: str) -> bool:
     try:
         table.submit_transaction(
             [
-                (
-                    "update",
+                storage.if_unchanged(
                     {"PartitionKey": owner, "RowKey": row["RowKey"], "activity": activity},
-                    {
-                        "mode": UpdateMode.MERGE,
-                        "etag": row.metadata["etag"],
-                        "match_condition": MatchConditions.IfNotModified,
-                    },
+                    row.metadata["etag"],
+                    UpdateMode.MERGE,
                 ),
                 ("upsert", index, {"mode": UpdateMode.REPLACE}),
             ]
