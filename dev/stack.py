@@ -58,6 +58,8 @@ def _interrupt(*_: object) -> None:
 
 
 def main() -> int:
+    # Both explicitly: a shell starting this in the background leaves SIGINT ignored otherwise.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     if not (ROOT / "local.settings.json").exists():
         shutil.copy(ROOT / "local.settings.json.example", ROOT / "local.settings.json")
