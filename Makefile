@@ -1,5 +1,5 @@
-# The front door: `make run` starts the local stack, `make test` runs every check.
-# Both set up what they need from a fresh clone (Python 3.11 and Node on the PATH).
+# The front door: `make run` starts the local stack, `make test` runs every check, `make bench` measures.
+# Each sets up what it needs from a fresh clone (Python 3.11 and Node on the PATH).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,6 +26,10 @@ node_modules/.installed: package.json package-lock.json
 
 run: $(VENV)/.installed node_modules/.installed
 	$(PY) -m dev.stack
+
+# A few minutes: per-operation latency and round trips, a concurrent phase, import time (docs/performance.md).
+bench: $(VENV)/.installed node_modules/.installed
+	$(PY) -m bench
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -190,6 +190,11 @@ class GraphStandIn:
         with self._lock:
             return [dict(entry) for entry in self._messages]
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued so far (for tests that check none of them leaks into a log)."""
+        with self._lock:
+            return list(self._tokens)
+
     def add_fault(self, **spec: Any) -> Fault:
         fault = Fault(**spec)
         with self._lock:

@@ -2,8 +2,9 @@
 
 `endpoint` wraps a handler: body-size limit first, problems turned into problem responses, any
 other exception logged and answered with a 500 problem without internals, and one JSON log line
-per request (the Python worker forwards only the message to Application Insights, so the fields
-live in the message for KQL's `parse_json(message)`).
+per request: operation, meetingId, callerId (the public id), status, problem (its slug, or null) and
+durationMs. The Python worker forwards only the message to Application Insights, so the fields live in
+the message for KQL's `parse_json(message)` (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -36,22 +37,26 @@ def endpoint(operation: str) -> Callable[[Handler], Handler]:
         def run(req: func.HttpRequest) -> func.HttpResponse:
             started = time.perf_counter()
             token = _caller_id.set(None)
+            # The problem's slug tells apart answers that share a status (503: storage or the provider).
+            failure: problems.Problem | None = None
             try:
                 if len(req.get_body() or b"") > MAX_BODY_BYTES:
                     raise problems.PayloadTooLarge(f"The body must be at most {MAX_BODY_BYTES} bytes.")
                 response = handler(req)
             except problems.Problem as problem:
-                response = problems.to_response(problem)
+                failure = problem
             except AzureError as error:
                 # Storage answered with a failure, or not at all: a dependency problem, not ours.
                 log.warning("storage failure in %s: %s", operation, type(error).__name__)
-                response = problems.to_response(problems.Unavailable("Storage is unavailable; retry.", retry_after=2))
+                failure = problems.Unavailable("Storage is unavailable; retry.", retry_after=2)
             except Exception:
                 log.exception("unhandled error in %s", operation)
-                response = problems.to_response(problems.Internal("An unexpected error occurred."))
+                failure = problems.Internal("An unexpected error occurred.")
             finally:
                 caller_id = _caller_id.get()
                 _caller_id.reset(token)
+            if failure is not None:
+                response = problems.to_response(failure)
             log.info(
                 json.dumps(
                     {
@@ -59,6 +64,7 @@ def endpoint(operation: str) -> Callable[[Handler], Handler]:
                         "meetingId": req.route_params.get("meetingId"),
                         "callerId": caller_id,
                         "status": response.status_code,
+                        "problem": failure.slug if failure is not None else None,
                         "durationMs": round((time.perf_counter() - started) * 1000, 1),
                     }
                 )

@@ -7,31 +7,13 @@ so one Azurite serves the whole session.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import pytest
 
 from dev import azurite as azurite_module
-from dev.counting_proxy import CountingProxy
+from dev.harness import Storage
 from dev.issuer import Issuer
 from dev.provider import ProviderStandIn
-
-
-@dataclass
-class Storage:
-    """Azurite reached through counting proxies for tables and queues (blob goes direct)."""
-
-    server: azurite_module.Azurite
-    tables: CountingProxy
-    queues: CountingProxy
-
-    @property
-    def connection_string(self) -> str:
-        return azurite_module.connection_string(self.server.blob_port, self.queues.port, self.tables.port)
-
-    def reset_counts(self) -> None:
-        self.tables.reset()
-        self.queues.reset()
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +24,9 @@ def azurite():
 
 @pytest.fixture(scope="session")
 def storage(azurite) -> Storage:
-    tables = CountingProxy(azurite.table_port).start()
-    queues = CountingProxy(azurite.queue_port).start()
-    yield Storage(azurite, tables, queues)
-    tables.stop()
-    queues.stop()
+    running = Storage.start(azurite)
+    yield running
+    running.stop()
 
 
 @pytest.fixture

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
+from dev.harness import CLIENT_ID, EXAMPLE_VALUES, ROOT, TENANT, values
 from shared import settings
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_VALUES: dict[str, str] = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
+__all__ = ["CLIENT_ID", "EXAMPLE_VALUES", "NO_FILE", "ROOT", "TENANT", "load", "values"]
+
 NO_FILE = ROOT / "tests" / "no-such-local.settings.json"
-
-TENANT = EXAMPLE_VALUES["AUTH_TENANT_ID"]
-CLIENT_ID = EXAMPLE_VALUES["AUTH_CLIENT_ID"]
-
-
-def values(**overrides: str) -> dict[str, str]:
-    """Every setting of the example file, with overrides; hermetic (no local.settings.json)."""
-    return {**EXAMPLE_VALUES, **overrides}
 
 
 def load(**overrides: str) -> settings.Settings:

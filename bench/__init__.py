@@ -1,0 +1,1 @@
+"""The bench: `python -m bench` (`make bench`). See bench/__main__.py and docs/performance.md."""
