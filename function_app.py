@@ -1,5 +1,7 @@
 """The meetings backend's route table: every trigger of the app, each a few lines over `shared/`."""
 
+import logging
+
 import azure.functions as func
 
 from shared import accounts, api, health, invites, jobs, joins, mail, meetings, openapi, retention
@@ -10,6 +12,9 @@ from shared.events import apply as events_apply
 from shared.events import deliveries, signing, views
 from shared.provider import clients_from_settings
 from shared.storage import Storage
+
+# The storage SDK logs every request at INFO: in Application Insights that is volume, not insight.
+logging.getLogger("azure").setLevel(logging.WARNING)
 
 # Read and validated once, at start-up: a bad setting stops indexing with one line naming it.
 settings = app_settings.load()

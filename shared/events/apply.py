@@ -63,6 +63,7 @@ def run(ctx: Context, message: str) -> None:
             {
                 "operation": "events.apply",
                 "delivery": key,
+                "receivedAt": record.get("receivedAt"),
                 "event": result.event,
                 "outcome": result.outcome,
                 "meetingId": result.meeting_id or None,

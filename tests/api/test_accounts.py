@@ -84,11 +84,13 @@ def scene(dyte_app):
     )
     attended(app, zelda, theirs, "s-1", "peer-z", "2031-01-01T10:00:00Z", "2031-01-01T10:30:00Z")
     attended(app, alice, theirs, "s-1", "peer-a", "2031-01-01T10:00:00Z", "2031-01-01T10:45:00Z")
-    sessions = wait_for(
-        lambda: (lambda body: body if sum(len(s["participants"]) for s in body["items"]) == 2 else None)(
-            alice.call("GET", f"/meetings/{theirs['id']}/sessions").json()
-        )
-    )
+
+    def both_left():
+        body = alice.call("GET", f"/meetings/{theirs['id']}/sessions").json()
+        intervals = [p for s in body["items"] for p in s["participants"]]
+        return body if len(intervals) == 2 and all(p["leftAt"] for p in intervals) else None
+
+    sessions = wait_for(both_left)
     return app, zelda, alice, bob, own, theirs, sessions
 
 
