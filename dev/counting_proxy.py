@@ -11,28 +11,14 @@ from __future__ import annotations
 import http.client
 import re
 import socket
-import sys
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
+from dev.loopback import LoopbackServer
+
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address) -> None:
-        # A client process that exits (an app stopped) resets its kept-alive connections: not an error here.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-    def get_request(self):
-        conn, addr = super().get_request()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn, addr
 
 
 class CountingProxy:
@@ -44,7 +30,7 @@ class CountingProxy:
         self._faults: list[list] = []
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._server: _Server | None = None
+        self._server: LoopbackServer | None = None
 
     @property
     def port(self) -> int:
@@ -80,14 +66,12 @@ class CountingProxy:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_MERGE = do_OPTIONS = _forward
 
-        self._server = _Server(("127.0.0.1", port), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = LoopbackServer(("127.0.0.1", port), Handler).serve_in_background()
         return self
 
     def stop(self) -> None:
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def _record(self, method: str, path: str) -> None:
         with self._lock:

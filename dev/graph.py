@@ -30,15 +30,13 @@ import json
 import re
 import secrets
 import socket
-import socketserver
 import ssl
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -47,6 +45,8 @@ import jwt
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+
+from dev.loopback import LoopbackServer
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _SEND_MAIL = re.compile(r"^/v1\.0/users/([^/]+)/sendMail$")
@@ -122,7 +122,6 @@ class GraphStandIn:
         self._ca = trustme.CA()
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # Life cycle
 
@@ -131,18 +130,13 @@ class GraphStandIn:
         self._ca.cert_pem.write_to_path(self.ca_path)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        self._server = _Server((host, port), self, context)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._server = _Server((host, port), self, context).serve_in_background()
         return self
 
     def stop(self) -> None:
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.close_connections()
-        self._thread.join()
+        self._server.stop()
         self._server = None
         self._directory.cleanup()
 
@@ -320,29 +314,18 @@ class GraphStandIn:
         return _Reply(202)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackServer):
+    quiet_errors = (ConnectionError, ssl.SSLError)
 
     def __init__(self, address: tuple[str, int], stand_in: GraphStandIn, context: ssl.SSLContext):
         self.stand_in = stand_in
         self._context = context
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, a DNS round trip this server never needs.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        connection, address = super().get_request()
+    def wrap(self, connection: socket.socket) -> socket.socket:
         # The handshake runs in the request's thread (process_request_thread), so a client that
         # never completes one cannot stall the accept loop.
-        wrapped = self._context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
-        with self._connections_lock:
-            self._connections.add(wrapped)
-        return wrapped, address
+        return self._context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -353,24 +336,6 @@ class _Server(ThreadingHTTPServer):
             self.shutdown_request(request)
             return
         super().process_request_thread(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that goes away is expected here (dropping connections is one of the faults).
-        if not isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError):
-            super().handle_error(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End idle keep-alive connections too, so nothing is served after `stop`."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

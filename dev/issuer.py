@@ -16,18 +16,19 @@ import argparse
 import base64
 import hashlib
 import json
-import socket
 import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from dev.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_FILE = ROOT / ".local" / "issuer" / "key.pem"
@@ -107,16 +108,6 @@ def jwk(key: rsa.RSAPrivateKey, kid: str | None = None) -> dict[str, Any]:
     return {**public, "kid": kid or key_id(key), "use": "sig", "alg": "RS256"}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def get_request(self):
-        conn, addr = super().get_request()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn, addr
-
-
 class Issuer:
     """The issuer over HTTP: `/{tid}/v2.0/.well-known/openid-configuration` and `/discovery/v2.0/keys`."""
 
@@ -124,7 +115,7 @@ class Issuer:
         self.keys: list[rsa.RSAPrivateKey] = [key or new_key()]
         self.available = True
         self.jwks_requests = 0
-        self._server: _Server | None = None
+        self._server: LoopbackServer | None = None
 
     @property
     def key(self) -> rsa.RSAPrivateKey:
@@ -198,14 +189,12 @@ class Issuer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = _Server((host, port), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = LoopbackServer((host, port), Handler).serve_in_background()
         return self
 
     def stop(self) -> None:
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def __enter__(self) -> Issuer:
         return self

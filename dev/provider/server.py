@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hmac
 import json
 import re
-import socket
-import socketserver
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
+from dev.loopback import LoopbackServer
 from dev.provider import openapi, webhooks
 from dev.provider.model import ApiError, Switches, Tenant
 from shared.settings import DyteCredentials, RealtimeKitCredentials
@@ -129,25 +126,19 @@ class ProviderStandIn:
         self._log: list[dict[str, Any]] = []
         self._wake = threading.Event()  # set by reset and stop, to cut pending delays short
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # Life cycle
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         self._gates = openapi.gates()
-        self._server = _Server((host, port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._server = _Server((host, port), self).serve_in_background()
         return self
 
     def stop(self) -> None:
         if self._server is None:
             return
         self._wake.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.close_connections()
-        self._thread.join()
+        self._server.stop()
         self._server = None
 
     def __enter__(self) -> Self:
@@ -435,45 +426,10 @@ class ProviderStandIn:
         return mode
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
+class _Server(LoopbackServer):
     def __init__(self, address: tuple[str, int], stand_in: ProviderStandIn):
         self.stand_in = stand_in
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, a DNS round trip this server never needs.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that stopped waiting for a delayed answer is what the delay fault is for.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        connection, address = super().get_request()
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self._connections_lock:
-            self._connections.add(connection)
-        return connection, address
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End idle keep-alive connections too, so nothing is served after `stop`."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
