@@ -47,3 +47,36 @@ def issuer():
     """The token issuer (OIDC metadata and JWKS over HTTP), in this process."""
     with Issuer().start() as running:
         yield running
+
+
+class Clock:
+    """An injected clock for domain code: `ctx.clock.now` is whatever the test says."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def domain_context(storage, provider, prefix):
+    """Build a `shared.context.Context` on Azurite and the Dyte stand-in, with settings overrides."""
+    import requests
+
+    from shared.context import Context
+    from shared.provider import ProviderClient
+    from shared.storage import Storage as AppStorage
+    from tests import support
+
+    def build(now, **overrides):
+        settings = support.load(
+            AzureWebJobsStorage=storage.connection_string,
+            TABLE_PREFIX=prefix,
+            DYTE_API_BASE_URL=provider.dyte_base_url,
+            **overrides,
+        )
+        client = ProviderClient.for_dyte(provider.dyte_credentials(), requests.Session())
+        return Context(settings, AppStorage(settings), {"dyte": client}, clock=Clock(now))
+
+    return build

@@ -4,22 +4,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 
 from shared import joins, meetings, problems
 from shared.auth import Caller, user_id
-from shared.context import Context
-from shared.provider import ProviderClient
-from shared.storage import Storage
 from tests import support
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def caller(ctx, name: str, email: str) -> Caller:
@@ -28,16 +16,8 @@ def caller(ctx, name: str, email: str) -> Caller:
 
 
 @pytest.fixture
-def ctx(storage, provider, prefix):
-    settings = support.load(
-        AzureWebJobsStorage=storage.connection_string,
-        TABLE_PREFIX=prefix,
-        DYTE_API_BASE_URL=provider.dyte_base_url,
-        JOIN_EARLY_MINUTES="10",
-        JOIN_GRACE_MINUTES="30",
-    )
-    client = ProviderClient.for_dyte(provider.dyte_credentials(), requests.Session())
-    return Context(settings, Storage(settings), {"dyte": client}, clock=Clock(datetime(2031, 6, 1, 8, 0, tzinfo=UTC)))
+def ctx(domain_context):
+    return domain_context(datetime(2031, 6, 1, 8, 0, tzinfo=UTC), JOIN_EARLY_MINUTES="10", JOIN_GRACE_MINUTES="30")
 
 
 def scheduled(ctx, starts_at: str, ends_at: str | None = None):

@@ -4,38 +4,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 
 from shared import meetings, retention
 from shared.auth import Caller, user_id
-from shared.context import Context
 from shared.events import deliveries
-from shared.provider import ProviderClient
-from shared.storage import Storage
 from tests import support
 
 T0 = datetime(2031, 1, 1, 9, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
-def ctx(storage, provider, prefix):
-    settings = support.load(
-        AzureWebJobsStorage=storage.connection_string,
-        TABLE_PREFIX=prefix,
-        DYTE_API_BASE_URL=provider.dyte_base_url,
-        EVENT_RETENTION_DAYS="30",
-        MEETING_RETENTION_DAYS="365",
-    )
-    client = ProviderClient.for_dyte(provider.dyte_credentials(), requests.Session())
-    return Context(settings, Storage(settings), {"dyte": client}, clock=Clock())
+def ctx(domain_context):
+    return domain_context(T0, EVENT_RETENTION_DAYS="30", MEETING_RETENTION_DAYS="365")
 
 
 def owner(ctx):
