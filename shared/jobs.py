@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 QUEUE = "jobs"
 MAX_DELAY_SECONDS = 3600
+# A dependency that may come back: the job is retried later, not failed.
+UNAVAILABLE = (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable)
 
 
 class Kind(StrEnum):
@@ -47,13 +49,21 @@ def enqueue(ctx: Context, kind: Kind, payload: dict[str, Any], attempt: int = 0,
     ctx.storage.queue(QUEUE).send_message(message, visibility_timeout=delay or None)
 
 
+def now_or_later(ctx: Context, kind: Kind, payload: dict[str, Any]) -> None:
+    """Run the job once, now, without retries (the answer must not wait); queue it when its dependency fails."""
+    try:
+        _handlers()[kind](ctx, payload, inline=True)
+    except UNAVAILABLE:
+        enqueue(ctx, kind, payload)
+
+
 def run(ctx: Context, text: str) -> None:
     message = json.loads(text)
     kind = Kind(message["kind"])
     payload = message["payload"]
     try:
         _handlers()[kind](ctx, payload)
-    except (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable) as problem:
+    except UNAVAILABLE as problem:
         attempt = int(message.get("attempt", 0)) + 1
         delay = min(MAX_DELAY_SECONDS, 2**attempt)
         log.warning(

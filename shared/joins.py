@@ -284,10 +284,7 @@ def remove_at_provider(ctx: Context, meeting: dict[str, Any], participant: dict[
         "participantId": participant.get("participantId") or "",
         "customParticipantId": participant["customParticipantId"],
     }
-    try:
-        remove_participant_job(ctx, payload, inline=True)
-    except (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable):
-        jobs.enqueue(ctx, jobs.Kind.REMOVE_PARTICIPANT, payload)
+    jobs.now_or_later(ctx, jobs.Kind.REMOVE_PARTICIPANT, payload)
 
 
 def remove_participant_job(ctx: Context, payload: dict[str, Any], inline: bool = False) -> None:
@@ -334,10 +331,7 @@ def apply_role_change(ctx: Context, meeting: dict[str, Any], invite: dict[str, A
         "customParticipantId": participant["customParticipantId"],
         "preset": preset,
     }
-    try:
-        set_preset_job(ctx, payload, inline=True)
-    except (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable):
-        jobs.enqueue(ctx, jobs.Kind.SET_PARTICIPANT_PRESET, payload)
+    jobs.now_or_later(ctx, jobs.Kind.SET_PARTICIPANT_PRESET, payload)
 
 
 def set_preset_job(ctx: Context, payload: dict[str, Any], inline: bool = False) -> None:

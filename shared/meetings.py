@@ -633,10 +633,7 @@ def after_cancel(ctx: Context, before: dict[str, Any], after: dict[str, Any]) ->
     which must not block the answer."""
     invites.after_meeting_changed(ctx, before, after)
     payload = {"provider": after["provider"], "providerMeetingId": after["providerMeetingId"]}
-    try:
-        deactivate_at_provider(ctx, payload, inline=True)
-    except (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable):
-        jobs.enqueue(ctx, jobs.Kind.DEACTIVATE_MEETING, payload)
+    jobs.now_or_later(ctx, jobs.Kind.DEACTIVATE_MEETING, payload)
 
 
 def deactivate_at_provider(ctx: Context, payload: dict[str, Any], inline: bool = False) -> None:
