@@ -76,8 +76,10 @@ class DevHost:
         self._server: HttpServer | None = None
         self._serve_thread: threading.Thread | None = None
         self._listeners: list[QueueListener] = []
-        options = self.queue_options
-        self._queue_connections = Connections(self.settings, options.batch_size + options.threshold + 4)
+        # The listeners on one connection share its pool: room for each one's poll and messages in flight.
+        options, listeners = self.queue_options, sum(f.is_queue and not f.disabled for f in self.functions)
+        per_listener = options.batch_size + options.threshold + 4
+        self._queue_connections = Connections(self.settings, per_listener * max(1, listeners))
 
     def _setting_int(self, name: str, default: int) -> int:
         value = (self.settings.get(name) or "").strip()
