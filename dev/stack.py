@@ -139,6 +139,11 @@ class Plan:
         )
 
     @property
+    def local_room(self) -> bool:
+        """New meetings go to the stand-in, so the SPA joins them in its local room."""
+        return (self.values.get("VIDEO_PROVIDER") or "dyte") in self.local_providers
+
+    @property
     def spa_url(self) -> str:
         return f"http://localhost:{self.web_port}"
 
@@ -201,16 +206,10 @@ class Plan:
                 "knownAuthorities": [f"localhost:{self.issuer_port}"],
                 "protocolMode": "OIDC",
             }
-        else:
-            client_id = os.environ.get("MEETINGS_SPA_CLIENT_ID")
-            if not client_id:
-                raise SystemExit(
-                    "AUTH_ISSUER is not the local issuer, so the SPA signs in with Entra ID: set "
-                    "MEETINGS_SPA_CLIENT_ID to the SPA app registration's client ID (README: Entra ID)"
-                )
+        else:  # Entra ID; by default one registration is both SPA and API, as infra/ creates it
             auth = {
                 "authority": f"https://login.microsoftonline.com/{values['AUTH_TENANT_ID']}",
-                "clientId": client_id,
+                "clientId": os.environ.get("MEETINGS_SPA_CLIENT_ID") or values["AUTH_CLIENT_ID"],
                 "knownAuthorities": [],
                 "protocolMode": "AAD",
             }
@@ -218,7 +217,7 @@ class Plan:
             **auth,
             "apiBaseUrl": self.api_url,
             "scopes": [scope],
-            "localRoom": {"baseUrl": f"{self.provider_url}/__room"} if self.local_providers else None,
+            "localRoom": {"baseUrl": f"{self.provider_url}/__room"} if self.local_room else None,
             "mailboxUrl": f"{self.mail_url}/mailbox" if self.local_mail else None,
         }
 
@@ -388,7 +387,8 @@ def run(stack: Stack, with_web: bool, config_path: Path) -> int:
     tls = ["--tls-cert", str(plan.tls.certificate), "--hostname", "localhost"]
     started = []
     if plan.local_issuer:
-        origins = [argument for origin in plan.spa_origins for argument in ("--redirect-origin", origin)]
+        # The SPA may sign in from any origin the app allows (Host.CORS and the SPA's own).
+        origins = [argument for origin in plan.cors for argument in ("--redirect-origin", origin)]
         issuer = stack.python("issuer", ["dev.issuer", "serve", "--port", str(plan.issuer_port), *tls, *origins])
         started.append(("token issuer", plan.issuer_port, issuer))
     if plan.local_providers:
@@ -422,9 +422,10 @@ def run(stack: Stack, with_web: bool, config_path: Path) -> int:
     if registered:
         _step(f"webhooks: {' and '.join(registered)} deliver to {plan.api_url}/webhooks/dyte")
 
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(plan.spa_config(), indent=2) + "\n")
-    _step(f"SPA config: {_relative(config_path)}")
+    if config_path != SPA_CONFIG or WEB.is_dir():  # never a web/ of its own in a clone without the SPA
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(json.dumps(plan.spa_config(), indent=2) + "\n")
+        _step(f"SPA config: {_relative(config_path)}")
     if with_web:
         web = stack.spawn(
             "SPA", ["npm", "--prefix", str(WEB), "run", "dev", "--", "--port", str(plan.web_port), "--strictPort"]

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -247,10 +246,12 @@ def test_against_entra_id_and_a_real_provider_the_spa_config_says_so(tmp_path, m
         MAIL_SENDER="meetings@contoso.com",
     )
     monkeypatch.delenv("MEETINGS_SPA_CLIENT_ID", raising=False)
-    with pytest.raises(SystemExit, match="MEETINGS_SPA_CLIENT_ID"):
-        real.spa_config()
+    monkeypatch.delenv("MEETINGS_API_SCOPE", raising=False)
+    assert real.spa_config()["clientId"] == CLIENT_ID  # one registration for SPA and API, as infra/ makes it
     monkeypatch.setenv("MEETINGS_SPA_CLIENT_ID", "11111111-2222-4333-8444-555555555555")
+    monkeypatch.setenv("MEETINGS_API_SCOPE", "api://contoso/meetings/access_as_user")
     config = real.spa_config()
+    assert config["scopes"] == ["api://contoso/meetings/access_as_user"]
     assert config["authority"] == f"https://login.microsoftonline.com/{TENANT}"
     assert (config["protocolMode"], config["knownAuthorities"]) == ("AAD", [])
     assert config["clientId"] == "11111111-2222-4333-8444-555555555555"
@@ -261,3 +262,6 @@ def test_against_entra_id_and_a_real_provider_the_spa_config_says_so(tmp_path, m
 
     allowed = _plan(tmp_path, monkeypatch, AUTH_ALLOWED_TENANTS=f"{TENANT},0b0b0b0b-1111-4222-8333-444444444444")
     assert allowed.spa_config()["authority"] == "https://localhost:7072/organizations/v2.0"
+    # The local room only while new meetings go to the stand-in.
+    mixed = _plan(tmp_path, monkeypatch, VIDEO_PROVIDER="realtimekit", REALTIMEKIT_API_BASE_URL="")
+    assert mixed.spa_config()["localRoom"] is None and mixed.local_providers == ("dyte",)
