@@ -398,9 +398,12 @@ def _mailbox_page(sent: list[dict[str, Any]], base_url: str) -> str:
         item = _mailbox_item(entry, base_url)
         body = item["body"]
         if str(body.get("contentType", "")).lower() == "html":
-            # The email's own HTML, sandboxed (no scripts, no same origin), as a mail client shows it.
-            title, content = html.escape(f"Body of {item['subject']}"), html.escape(body["content"])
-            shown = f'<iframe sandbox title="{title}" srcdoc="{content}"></iframe>'
+            # The email's own HTML, sandboxed (no scripts, no same origin) as a mail client shows it;
+            # its links (the join link) open in a new tab.
+            title = html.escape(f"Body of {item['subject']}")
+            content = html.escape('<base target="_blank">' + body["content"])
+            sandbox = "allow-popups allow-popups-to-escape-sandbox"
+            shown = f'<iframe sandbox="{sandbox}" title="{title}" srcdoc="{content}"></iframe>'
         else:
             shown = f"<pre>{html.escape(body.get('content', ''))}</pre>"
         files = "".join(

@@ -81,7 +81,8 @@ def test_the_mailbox_lists_sent_mail_newest_first_with_the_calendar_file(graph, 
     assert page.text.index("Cancelled: Retro") < page.text.index("Invitation: Standup")
     assert "bob@contoso.test" in page.text and attachment["url"] in page.text
     # The email's HTML is shown sandboxed and escaped into srcdoc, never as the page's own markup.
-    assert "<iframe sandbox" in page.text and "&lt;b&gt;&amp;&lt;/b&gt;" in page.text
+    assert '<iframe sandbox="allow-popups allow-popups-to-escape-sandbox"' in page.text
+    assert "&lt;b&gt;&amp;&lt;/b&gt;" in page.text and "&lt;base target=&quot;_blank&quot;&gt;" in page.text
     assert not any(entry["path"].startswith("/mailbox") for entry in graph.request_log())
 
 
