@@ -315,6 +315,10 @@ module appRegistration 'modules/appregistration.bicep' = if (deployAppRegistrati
   }
 }
 
+// The created registration's client ID, else the given one. appRegistration is null when it is not
+// deployed, so it is read with `.?` (Bicep warns BCP318 on a plain read of a conditional module).
+var apiClientId = appRegistration.?outputs.clientId ?? authClientId
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -368,7 +372,7 @@ module appSettings 'modules/appsettings.bicep' = {
     realtimekitWebhookPublicKey: realtimekitWebhookPublicKey
     realtimekitWebhookPublicKeyUrl: realtimekitWebhookPublicKeyUrl
     authTenantId: authTenantId
-    authClientId: (deployAppRegistration) ? appRegistration.outputs.clientId : authClientId
+    authClientId: apiClientId
     authRequiredScope: authRequiredScope
     authAllowedTenants: authAllowedTenants
     joinEarlyMinutes: joinEarlyMinutes
@@ -431,10 +435,10 @@ output PRESET_PARTICIPANT string = presetParticipant
 output WEBHOOK_PUBLIC_KEY_URL string = webhookPublicKeyUrl
 output REALTIMEKIT_WEBHOOK_PUBLIC_KEY_URL string = realtimekitWebhookPublicKeyUrl
 output AUTH_TENANT_ID string = authTenantId
-output AUTH_CLIENT_ID string = (deployAppRegistration) ? appRegistration.outputs.clientId : authClientId
+output AUTH_CLIENT_ID string = apiClientId
 output AUTH_REQUIRED_SCOPE string = authRequiredScope
 output AUTH_ALLOWED_TENANTS string = authAllowedTenants
-output AUTH_SCOPE_URI string = (deployAppRegistration) ? appRegistration.outputs.scopeUri : ''
+output AUTH_SCOPE_URI string = appRegistration.?outputs.scopeUri ?? ''
 output APP_BASE_URL string = appBaseUrl
 output JOIN_EARLY_MINUTES string = string(joinEarlyMinutes)
 output JOIN_GRACE_MINUTES string = string(joinGraceMinutes)

@@ -483,10 +483,11 @@ def test_app_registration_module_is_optional_and_feeds_auth_client_id():
     modules = main()["modules"]
     assert condition(modules["appRegistration"]) == "deployAppRegistration"
     assert main()["parameters"]["deployAppRegistration"]["default"] is False
-    client_id = conditional(body(modules["appSettings"])["params"]["authClientId"])
-    assert client_id["condition"] == "deployAppRegistration"
-    assert dotted(client_id["true_value"]) == "appRegistration.outputs.clientId"
-    assert client_id["false_value"] == "authClientId"
+    assert body(modules["appSettings"])["params"]["authClientId"] == "apiClientId"
+    assert main()["outputs"]["AUTH_CLIENT_ID"]["value"] == "apiClientId"
+    # The created registration's client ID when it is deployed, else the parameter (BCP318-safe read).
+    source = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "var apiClientId = appRegistration.?outputs.clientId ?? authClientId" in source
 
 
 def test_app_registration_exposes_access_as_user_with_v2_tokens_and_verified_email_claims():
