@@ -188,6 +188,7 @@ class Param:
     allowed: list[Any] | None
     bounds: dict[str, int]
     optional: bool
+    default: tuple[bool, Any] = (False, None)  # (is a literal, its value)
 
 
 @dataclass
@@ -290,6 +291,7 @@ def _param(element: Tree, text: str) -> Param:
         allowed=allowed,
         bounds=bounds,
         optional=element.children[3] is not None or nullable,
+        default=_literal(element.children[3]),
     )
 
 
@@ -710,3 +712,9 @@ def check(paths: list[Path], index: TypeIndex | None = None) -> list[Finding]:
     for path in paths:
         checker.check_file(path)
     return checker.findings
+
+
+# Public helpers for other checks on Bicep (tests/kusto reads the alert rules' queries with them).
+pairs = Checker._pairs
+literal = _literal
+identifier = _identifier
