@@ -29,6 +29,9 @@ DEFAULT_PRESETS = {
 SETTING_NAMES = (
     "AzureWebJobsStorage",
     "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
     "TABLE_PREFIX",
     "VIDEO_PROVIDER",
     "DYTE_ORG_ID",
@@ -40,6 +43,7 @@ SETTING_NAMES = (
     "REALTIMEKIT_API_BASE_URL",
     "PRESET_HOST",
     "PRESET_PARTICIPANT",
+    "PRESET_GUEST",
     "WEBHOOK_PUBLIC_KEY",
     "WEBHOOK_PUBLIC_KEY_URL",
     "REALTIMEKIT_WEBHOOK_PUBLIC_KEY",
@@ -63,6 +67,7 @@ SETTING_NAMES = (
     "GRAPH_BASE_URL",
     "EVENT_RETENTION_DAYS",
     "MEETING_RETENTION_DAYS",
+    "RECORDING_RETENTION_DAYS",
 )
 
 # Settings whose values are secrets: never logged, never echoed in an error.

@@ -33,7 +33,9 @@ def test_every_resource_type_the_project_declares_is_in_the_index():
     text = "\n".join(path.read_text(encoding="utf-8") for path in bicep_files())
     for needed in (
         "Microsoft.Storage/storageAccounts@2023-05-01",
+        "Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01",
         "Microsoft.Web/sites@2024-04-01",
+        "Microsoft.Web/staticSites@2024-04-01",
         "Microsoft.Graph/applications@v1.0",
         "Microsoft.Insights/scheduledQueryRules@2023-12-01",
         "Microsoft.Authorization/roleAssignments@2022-04-01",
