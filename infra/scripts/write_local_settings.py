@@ -10,9 +10,10 @@ The keys are exactly those of local.settings.json.example (which tests/infra kee
 shared.settings.SETTING_NAMES plus FUNCTIONS_WORKER_RUNTIME, and which this script must know
 every one of). Differences from the Azure app settings, on purpose:
 - storage is identity-based through the developer's credential (AzureWebJobsStorage empty,
-  AzureWebJobsStorage__accountName and the service URIs set from the account's endpoints), and TABLE_PREFIX is LOCAL_TABLE_PREFIX (default "local")
-  so a local run gets its own tables and queues instead of taking queue messages from the
-  deployed app; set LOCAL_TABLE_PREFIX= (empty) to share the deployed data deliberately;
+  AzureWebJobsStorage__accountName and the service URIs set from the account's endpoints), and
+  TABLE_PREFIX is LOCAL_TABLE_PREFIX (default "local") so a local run gets its own tables and
+  queues instead of taking queue messages from the deployed app; set LOCAL_TABLE_PREFIX= (empty)
+  to share the deployed data deliberately;
 - AUTH_ISSUER / AUTH_JWKS_URI are empty: tokens come from Entra ID, as in Azure.
 
 An existing local.settings.json is moved to --backup-dir (gitignored .local/) first.
