@@ -454,9 +454,9 @@ def _query(rule: dict) -> str:
     return variables[query]["value"] if query in variables else query
 
 
-def test_three_alerts_query_app_insights_and_notify_the_action_group():
+def test_four_alerts_query_app_insights_and_notify_the_action_group():
     alerts = _alerts()
-    assert set(alerts) == {"poisonQueueAlert", "http5xxAlert", "webhookSilenceAlert"}
+    assert set(alerts) == {"poisonQueueAlert", "http5xxAlert", "webhookSilenceAlert", "stuckWorkAlert"}
     for name, rule in alerts.items():
         assert rule["properties"]["scopes"] == ["applicationInsightsId"], name
         assert rule["properties"]["actions"] == {"actionGroups": "actionGroups"}, name
@@ -497,6 +497,25 @@ def test_webhook_silence_alert_uses_verified_deliveries_and_live_meetings():
     assert "webhookSilenceMinutes" in strings(args)
     assert body(main()["modules"]["alerts"])["params"]["webhookSilenceMinutes"] == "webhookSilenceMinutes"
     assert decorator(main()["parameters"]["webhookSilenceMinutes"], "description")
+
+
+def test_stuck_work_alert_fires_per_kind_of_work_waiting_over_ten_minutes():
+    rule = _alerts()["stuckWorkAlert"]
+    query = _query(rule)
+    for needle in (
+        'operation == "jobs.run" and toint(m.attempt) >= 10',
+        'operation in ("events.sweep", "mail.sweep") and toint(m.requeued) > 0',
+        "summarize stuck = count() by work",
+    ):
+        assert needle in query, needle
+    # attempt >= 10 means more than 10 minutes of retries: the delays before it add up to 1022 s.
+    from shared import jobs
+
+    assert sum(min(jobs.MAX_DELAY_SECONDS, 2**attempt) for attempt in range(1, 10)) >= 600
+    criterion = rule["properties"]["criteria"]["allOf"][0]
+    assert [d["name"] for d in criterion["dimensions"]] == ["work"]
+    assert criterion["metricMeasureColumn"] == "stuck" and criterion["threshold"] == 0
+    assert rule["properties"]["windowSize"] == "PT1H" and rule["properties"]["autoMitigate"] is True
 
 
 @pytest.mark.parametrize("rule_name", ["http5xxAlert", "webhookSilenceAlert"])
