@@ -19,12 +19,11 @@
 //    verified delivery ({"operation": "webhooks.receive", "status": 200}) arrived for
 //    webhookSilenceMinutes. The session key is the line's sessionId, else its meetingId.
 // 4. Stuck background work, the work GET /api/health counts as stuck, seen in the log lines of the
-//    work itself, per kind: a job whose dependency has been unavailable for more than 10 minutes
-//    ({"operation": "jobs.run", "attempt": n} with n >= 10: the retry delays 2, 4, ... 512 s add up
-//    to 1022 s), webhook deliveries recorded but not applied after 10 minutes ("events.sweep" with
-//    "requeued" > 0: the sweep re-enqueues only those), and invitation emails whose queue message
-//    was lost ("mail.sweep" with "requeued" > 0: that sweep acts after 3 minutes). A stuck job logs
-//    at least hourly, so the one-hour window keeps the alert open while it lasts.
+//    work itself, per kind: a follow-up, account closing or email whose dependency has been
+//    unavailable for more than 10 minutes ({"operation": "pending.retry", "attempts": n} with
+//    n >= 10: the retry delays 2, 4, ... 512 s add up to 1022 s), and webhook deliveries recorded but
+//    not applied after 10 minutes ("events.sweep" with "requeued" > 0: the sweep re-enqueues only
+//    those). Stuck work logs at least hourly, so the one-hour window keeps the alert open.
 
 @description('Azure region.')
 param location string
@@ -76,10 +75,9 @@ traces
 | where message startswith "{"
 | extend m = parse_json(message)
 | extend operation = tostring(m.operation)
-| where (operation == "jobs.run" and toint(m.attempt) >= 10)
-    or (operation in ("events.sweep", "mail.sweep") and toint(m.requeued) > 0)
-| extend work = case(operation == "jobs.run", strcat("job ", tostring(m.kind)),
-                     operation == "events.sweep", "webhook deliveries", "invitation emails")
+| where (operation == "pending.retry" and toint(m.attempts) >= 10)
+    or (operation == "events.sweep" and toint(m.requeued) > 0)
+| extend work = iff(operation == "pending.retry", tostring(m.work), "webhook deliveries")
 | summarize stuck = count() by work
 '''
 
