@@ -5,7 +5,6 @@ import time
 import pytest
 
 from dev.issuer import Issuer
-from shared import problems
 from shared.auth import CLOCK_SKEW_SECONDS, Authenticator
 from tests import support
 
