@@ -158,6 +158,9 @@ def _fold_session(ctx: Context, batch: Batch, rows: dict[str, Any], meeting: Mee
         from shared import meetings  # imported here: webhooks change a meeting's status, nothing else of it
 
         meetings.set_activity(ctx, batch, meeting, wanted)
+        # In the order it changed, unlike the events: for an operator following a meeting.
+        status = {"operation": "events.status", "meetingId": meeting_id, "activity": wanted}
+        batch.after_commit(lambda: log.info(json.dumps(status)))
     elif owed:
         # An earlier attempt wrote the status and its follow-up marker, then died before queueing it.
         batch.after_commit(lambda: jobs.enqueue(ctx, jobs.Kind.FOLLOW_UP, {"meetingId": meeting_id}))
