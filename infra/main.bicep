@@ -115,6 +115,9 @@ param presetHost string = ''
 @description('PRESET_PARTICIPANT. Empty: the provider default (group_call_participant / group-call-participant).')
 param presetParticipant string = ''
 
+@description('PRESET_GUEST. Empty: the provider default (group_call_guest / group-call-guest).')
+param presetGuest string = ''
+
 @description('WEBHOOK_PUBLIC_KEY: Dyte\'s webhook signing key as PEM (public, not a secret). Empty: fetched from WEBHOOK_PUBLIC_KEY_URL.')
 param webhookPublicKey string = ''
 
@@ -363,6 +366,7 @@ module appSettings 'modules/appsettings.bicep' = {
     realtimekitApiBaseUrl: realtimekitApiBaseUrl
     presetHost: presetHost
     presetParticipant: presetParticipant
+    presetGuest: presetGuest
     webhookPublicKey: webhookPublicKey
     webhookPublicKeyUrl: webhookPublicKeyUrl
     realtimekitWebhookPublicKey: realtimekitWebhookPublicKey
@@ -428,6 +432,7 @@ output REALTIMEKIT_APP_ID string = realtimekitAppId
 output REALTIMEKIT_API_BASE_URL string = realtimekitApiBaseUrl
 output PRESET_HOST string = presetHost
 output PRESET_PARTICIPANT string = presetParticipant
+output PRESET_GUEST string = presetGuest
 output WEBHOOK_PUBLIC_KEY_URL string = webhookPublicKeyUrl
 output REALTIMEKIT_WEBHOOK_PUBLIC_KEY_URL string = realtimekitWebhookPublicKeyUrl
 output AUTH_TENANT_ID string = authTenantId

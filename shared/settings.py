@@ -23,6 +23,7 @@ DEFAULT_PRESETS = {
     "dyte": ("group_call_host", "group_call_participant"),
     "realtimekit": ("group-call-host", "group-call-participant"),
 }
+DEFAULT_GUEST_PRESETS = {"dyte": "group_call_guest", "realtimekit": "group-call-guest"}
 
 # Every setting the app reads, in the contract's order. Infra and the example settings file are
 # checked against this tuple, so a setting added here must be added there too.
@@ -40,6 +41,7 @@ SETTING_NAMES = (
     "REALTIMEKIT_API_BASE_URL",
     "PRESET_HOST",
     "PRESET_PARTICIPANT",
+    "PRESET_GUEST",
     "WEBHOOK_PUBLIC_KEY",
     "WEBHOOK_PUBLIC_KEY_URL",
     "REALTIMEKIT_WEBHOOK_PUBLIC_KEY",
@@ -114,6 +116,7 @@ class Settings:
     realtimekit: RealtimeKitCredentials | None
     preset_host: str
     preset_participant: str
+    preset_guest: str
     webhook_public_key: str
     webhook_public_key_url: str
     realtimekit_webhook_public_key: str
@@ -141,6 +144,12 @@ class Settings:
         if provider == self.video_provider:
             return self.preset_host, self.preset_participant
         return DEFAULT_PRESETS[provider]
+
+    def guest_preset_for(self, provider: str) -> str:
+        """The guest preset for meetings served by `provider`, by the same rule as `presets_for`."""
+        if provider == self.video_provider:
+            return self.preset_guest
+        return DEFAULT_GUEST_PRESETS[provider]
 
 
 def read_values(environ: Mapping[str, str] | None = None, local_settings: Path | None = None) -> dict[str, str]:
@@ -265,6 +274,7 @@ def _parse(r: _Reader) -> Settings:
         realtimekit=realtimekit,
         preset_host=r.text("PRESET_HOST", default_host),
         preset_participant=r.text("PRESET_PARTICIPANT", default_participant),
+        preset_guest=r.text("PRESET_GUEST", DEFAULT_GUEST_PRESETS[video_provider]),
         webhook_public_key=r.text("WEBHOOK_PUBLIC_KEY"),
         webhook_public_key_url=r.url("WEBHOOK_PUBLIC_KEY_URL", "https://api.dyte.io/.well-known/webhooks.json"),
         realtimekit_webhook_public_key=r.text("REALTIMEKIT_WEBHOOK_PUBLIC_KEY"),

@@ -53,6 +53,9 @@ param presetHost string
 @description('PRESET_PARTICIPANT.')
 param presetParticipant string
 
+@description('PRESET_GUEST.')
+param presetGuest string
+
 @description('WEBHOOK_PUBLIC_KEY (PEM).')
 param webhookPublicKey string
 
@@ -152,6 +155,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     REALTIMEKIT_API_BASE_URL: realtimekitApiBaseUrl
     PRESET_HOST: presetHost
     PRESET_PARTICIPANT: presetParticipant
+    PRESET_GUEST: presetGuest
     WEBHOOK_PUBLIC_KEY: webhookPublicKey
     WEBHOOK_PUBLIC_KEY_URL: webhookPublicKeyUrl
     REALTIMEKIT_WEBHOOK_PUBLIC_KEY: realtimekitWebhookPublicKey
