@@ -279,11 +279,14 @@ class ProviderStandIn:
         url: str | None = None,
         duplicate: int = 0,
         raw_body: str | None = None,
+        header_names: str | None = None,
     ) -> list[dict[str, Any]]:
         """Sign and POST one event: to `url`, or to every enabled webhook subscribed to its event.
 
         `raw_body` sends exact text (e.g. not compact JSON); `duplicate` extra copies repeat the
-        delivery with the same delivery id, as a provider's retry does.
+        delivery with the same delivery id, as a provider's retry does; `header_names` sends it under the
+        other mode's header names, signed with this mode's key (RealtimeKit deliveries were reported
+        with Dyte's names during the migration).
         """
         if (payload is None) == (raw_body is None):
             raise ValueError("give exactly one of payload and raw_body")
@@ -296,7 +299,7 @@ class ProviderStandIn:
             targets = [(url, next((hook.id for hook in hooks if hook.url == url), str(uuid.uuid4())))]
         else:
             targets = [(hook.url, hook.id) for hook in hooks if hook.enabled and event in hook.events]
-        return webhooks.deliver(mode, key, targets, body, 1 + duplicate)
+        return webhooks.deliver(self._mode(header_names or mode), key, targets, body, 1 + duplicate)
 
     # Serving
 

@@ -56,7 +56,7 @@ def sign(key: rsa.RSAPrivateKey, body: bytes) -> str:
 
 
 def headers(mode: str, key: rsa.RSAPrivateKey, body: bytes, webhook_id: str) -> dict[str, str]:
-    """The headers of one delivery, with a fresh delivery id."""
+    """The headers of one delivery (the header names of `mode`), with a fresh delivery id."""
     prefix = HEADER_PREFIX[mode]
     return {
         "Content-Type": "application/json",
@@ -79,7 +79,8 @@ def _post(session: requests.Session, url: str, body: bytes, sent: dict[str, str]
 def deliver(
     mode: str, key: rsa.RSAPrivateKey, targets: list[tuple[str, str]], body: bytes, copies: int
 ) -> list[dict[str, Any]]:
-    """POST the signed body to each (url, webhook id), `copies` times each with the same delivery id."""
+    """POST the body signed with `key` under `mode`'s header names to each (url, webhook id), `copies` times
+    each with the same delivery id."""
     results = []
     with requests.Session() as session:
         for url, webhook_id in targets:
