@@ -87,6 +87,11 @@ def apply(ctx: Context, record: dict[str, Any]) -> Applied:
     if target is None:
         return Applied("unknown-meeting", name, session_id=event.session_id)
     owner, meeting_id = target
+    if event.participant is not None and not event.session_id:
+        # An older payload without meeting.sessionId: the meeting's single open session, else incomplete.
+        event = _in_open_session(ctx, meeting_id, event)
+        if event is None:
+            return Applied("incomplete", name, meeting_id)
     user_id = ""
     if event.participant is not None:
         erased_as = accounts.erased_participant(ctx, event.participant.custom_participant_id)
@@ -124,6 +129,16 @@ def _find_meeting(ctx: Context, provider: str, provider_meeting_id: str) -> tupl
             continue
         return row["ownerId"], row["meetingId"]
     return None
+
+
+def _in_open_session(ctx: Context, meeting_id: str, event: state.Event) -> state.Event | None:
+    sessions = ctx.storage.table(state.ACTIVITY_TABLE).query_entities(
+        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+        parameters={"pk": meeting_id, "low": state.SESSION, "high": state.after(state.SESSION)},
+        select=["sessionId", "endedAt"],
+    )
+    session_id = state.open_session(sessions)
+    return state.in_session(event, session_id) if session_id else None
 
 
 def _user_of(ctx: Context, owner: str, meeting_id: str, custom_participant_id: str) -> str:
