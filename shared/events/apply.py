@@ -88,8 +88,8 @@ def apply(ctx: Context, record: dict[str, Any]) -> Applied:
         return Applied("unknown-meeting", name, session_id=event.session_id)
     owner, meeting_id = target
     if event.participant is not None and not event.session_id:
-        # An older payload without meeting.sessionId: the meeting's single open session, else incomplete.
-        event = _in_open_session(ctx, meeting_id, event)
+        # An older payload without meeting.sessionId: the one session live at its time, else incomplete.
+        event = _in_session_at_its_time(ctx, meeting_id, event)
         if event is None:
             return Applied("incomplete", name, meeting_id)
     user_id = ""
@@ -131,13 +131,14 @@ def _find_meeting(ctx: Context, provider: str, provider_meeting_id: str) -> tupl
     return None
 
 
-def _in_open_session(ctx: Context, meeting_id: str, event: state.Event) -> state.Event | None:
+def _in_session_at_its_time(ctx: Context, meeting_id: str, event: state.Event) -> state.Event | None:
     sessions = ctx.storage.table(state.ACTIVITY_TABLE).query_entities(
         "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
         parameters={"pk": meeting_id, "low": state.SESSION, "high": state.after(state.SESSION)},
-        select=["sessionId", "endedAt"],
+        select=["sessionId", "startedAt", "endedAt"],
     )
-    session_id = state.open_session(sessions)
+    participant = event.participant
+    session_id = state.session_at(sessions, participant.joined_at or participant.left_at or event.received_at)
     return state.in_session(event, session_id) if session_id else None
 
 

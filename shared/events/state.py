@@ -233,7 +233,7 @@ def parse(payload: Mapping[str, Any], received_at: str) -> Event | None:
 
     Where a time is missing, the delivery's first receipt stands in, so every session has a start and an
     end once it ended (see `_session_start`). A participant event without `meeting.sessionId` (an older
-    payload) parses with an empty `session_id`: only the applier can place it (`in_session`).
+    payload) parses with an empty `session_id`: only the applier can place it (`session_at`, `in_session`).
     """
     name = event_name(payload)
     if name not in HANDLED:
@@ -298,14 +298,23 @@ def _with_participant(event: Event, participant: Any) -> Event | None:
     )
 
 
-def open_session(sessions: Iterable[Mapping[str, Any]]) -> str:
-    """The id of the only open session among a meeting's session rows, or "" (none, or several)."""
-    open_ids = {row.get("sessionId") or "" for row in sessions if not row.get("endedAt")} - {""}
-    return open_ids.pop() if len(open_ids) == 1 else ""
+def session_at(sessions: Iterable[Mapping[str, Any]], at: str) -> str:
+    """The id of the only session, among a meeting's session rows, that was live at stamp `at` (started by
+    then, and open or ended since), or "" when none or several were.
+
+    Times, not the order of arrival, decide: applied again (a replay) once the session's own events are in,
+    a participant event lands in the same session whatever came first.
+    """
+    live = {
+        row.get("sessionId") or ""
+        for row in sessions
+        if (row.get("startedAt") or "") <= at and (not row.get("endedAt") or at <= row["endedAt"])
+    } - {""}
+    return live.pop() if len(live) == 1 else ""
 
 
 def in_session(event: Event, session_id: str) -> Event:
-    """A participant event without a session id, placed in `session_id` (see `open_session`): its interval
+    """A participant event without a session id, placed in `session_id` (see `session_at`): its interval
     only; what it says of its session's start stays out, since the session was inferred."""
     return replace(event, session_id=session_id, started_at="")
 

@@ -253,16 +253,21 @@ def test_a_recording_belongs_to_the_meetings_session_before_its_roomuuid():
     assert state.parse(payload, received(1, 0)).recording.session_id == ""
 
 
-def test_a_participant_event_without_a_session_waits_to_be_placed_in_the_single_open_session():
+def test_a_participant_event_without_a_session_waits_to_be_placed_in_the_session_live_at_its_time():
     joined = webhooks.participant_joined(MEETING, SESSIONS[0], custom_participant_id="cp-guest", peer_id="p")
     del joined["meeting"]["sessionId"]
     event = state.parse(joined, received(3, 0))
     assert (event.session_id, event.participant.peer_id) == ("", "p")
     assert state.facts(event, "user-guest") == {}  # nothing can be written before it is placed
-    sessions = [{"sessionId": SESSIONS[0], "endedAt": ""}, {"sessionId": SESSIONS[1], "endedAt": state.instant(at(9))}]
-    assert state.open_session(sessions) == SESSIONS[0]
-    assert state.open_session([*sessions, {"sessionId": "another", "endedAt": ""}]) == ""  # which one? unknown
-    assert state.open_session(sessions[1:]) == state.open_session([]) == ""
+    ended = {"sessionId": SESSIONS[1], "startedAt": state.instant(at(0)), "endedAt": state.instant(at(14))}
+    live = {"sessionId": SESSIONS[0], "startedAt": state.instant(at(21)), "endedAt": ""}
+    assert state.session_at([ended, live], state.instant(at(7))) == SESSIONS[1]  # it was live then, ended since
+    assert state.session_at([ended, live], state.instant(at(28))) == SESSIONS[0]
+    assert state.session_at([ended, live], state.instant(at(14))) == SESSIONS[1]
+    assert state.session_at([ended, live], state.instant(at(15))) == ""  # between sessions
+    overlapping = {"sessionId": "another", "startedAt": state.instant(at(0)), "endedAt": ""}
+    assert state.session_at([ended, live, overlapping], state.instant(at(28))) == ""  # which one? unknown
+    assert state.session_at([], state.instant(at(28))) == ""
     placed = state.facts(state.in_session(event, SESSIONS[0]), "user-guest")
     assert placed[state.session_key(SESSIONS[0])] == {"sessionId": SESSIONS[0], "startedAt": ""}  # start not inferred
     interval = placed[state.interval_key(SESSIONS[0], "p")]
