@@ -168,12 +168,17 @@ class ProviderClient:
         answer = self._call("GET", _participant_path(meeting_id, participant_id), retry=True, absent_ok=True)
         return None if answer is None else _participant(_data(answer), with_token=False)
 
-    def set_participant_preset(self, meeting_id: str, participant_id: str, preset_name: str) -> ProviderParticipant:
-        """Change the preset; the answer carries a token for the new preset."""
+    def set_participant_preset(
+        self, meeting_id: str, participant_id: str, preset_name: str
+    ) -> ProviderParticipant | None:
+        """Change the preset; the participant with a token for the new preset, or None when the answer left
+        them out (Cloudflare's schema makes `data` optional: the change is made all the same)."""
         path = _participant_path(meeting_id, participant_id)
         answer = self._call("PATCH", path, body={"preset_name": preset_name}, retry=True, absent_ok=True)
         if answer is None:
             raise ParticipantGone(participant_id)
+        if answer.get("data") is None:
+            return None
         return _participant(_data(answer), with_token=True)
 
     def delete_participant(self, meeting_id: str, participant_id: str) -> None:
@@ -190,8 +195,12 @@ class ProviderClient:
     # Live session
 
     def active_session(self, meeting_id: str) -> dict[str, Any] | None:
+        """The live session's details, or None when nothing is live (the provider's 404)."""
         answer = self._call("GET", f"/meetings/{_seg(meeting_id)}/active-session", retry=True, absent_ok=True)
-        return None if answer is None else _data(answer)
+        if answer is None:
+            return None
+        data = answer.get("data")
+        return data if isinstance(data, dict) else {}  # live; Cloudflare's schema makes the details optional
 
     def kick_all(self, meeting_id: str) -> int | None:
         """End the live session for everyone; the number kicked (0 when nothing was live), None when the

@@ -66,8 +66,9 @@ class Switches:
     reject_duplicate_custom_participant_id: bool = False
     reject_unknown_fields: bool = False
     token_ttl_seconds: int = TOKEN_TTL_SECONDS
-    # Cloudflare's schema marks the kick-all answer's count optional: off, the answer leaves it out.
-    kick_all_reports_count: bool = True
+    # RealtimeKit answers with only what Cloudflare's schemas require (e.g. no kick-all count, no `data` where
+    # it is optional), as a client must expect of them.
+    required_answer_fields_only: bool = False
     recording_size_bytes: int = RECORDING_BYTES
     recording_link_ttl_seconds: int = RECORDING_LINK_TTL_SECONDS
 
@@ -461,11 +462,9 @@ class Tenant:
 
     def kick_all(self, meeting_id: str) -> tuple[int, dict[str, Any]]:
         meeting, session = self._live(meeting_id)
-        data: dict[str, Any] = {"action": "kick-all"}
-        if self.switches.kick_all_reports_count:
-            data["kicked_participants_count"] = len(session.live)
+        count = len(session.live)
         self._end_for_everyone(meeting)
-        return 200, _ok(data)
+        return 200, _ok({"action": "kick-all", "kicked_participants_count": count})
 
     def _join(self, meeting: Meeting, participant: Participant) -> None:
         session = meeting.session

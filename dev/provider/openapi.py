@@ -16,7 +16,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ class Operation:
     body: Any  # a compiled validator, or None when the operation takes no JSON body
     body_schema: Mapping[str, Any] | None
     responses: Mapping[str, Any]  # status -> validator of its JSON answer, for checking the stand-in itself
+    # Success status -> the schema of its answer, where the stand-in can trim an answer to what it requires.
+    answer_schemas: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -340,10 +342,10 @@ def subset_operations(subset: Path = SUBSET) -> dict[tuple[str, str], Operation]
         if body_schema is not None and spec["operationId"] in _WITHOUT_REGION:
             body_schema = {**body_schema, "x-forbidden": ["preferred_region"]}
         query = spec.get("query_schema", {}).get("properties", {})
-        responses = {}
+        responses, answer_schemas = {}, {}
         for status in documented.get("responses", {}):
             if status.startswith("2"):
-                schema = spec["response_schema"]
+                schema = answer_schemas[status] = spec["response_schema"]
             else:
                 schema = _SUBSET_UNAUTHORIZED if status == "401" else _SUBSET_ERROR
             responses[status] = _SubsetValidator(schema, format_checker=_FORMATS)
@@ -356,8 +358,26 @@ def subset_operations(subset: Path = SUBSET) -> dict[tuple[str, str], Operation]
             body=None if body_schema is None else _SubsetValidator(body_schema, format_checker=_FORMATS),
             body_schema=body_schema,
             responses=responses,
+            answer_schemas=answer_schemas,
         )
     return operations
+
+
+def required_only(schema: Mapping[str, Any], value: Any) -> Any:
+    """`value` with every field its (subset) schema does not require left out, at every level."""
+    definitions = schema.get("$defs", {})
+
+    def trim(node: Mapping[str, Any], item: Any) -> Any:
+        while "$ref" in node:
+            node = definitions[node["$ref"].removeprefix("#/$defs/")]
+        if isinstance(item, dict) and "properties" in node:
+            required = node.get("required", [])
+            return {key: trim(node["properties"].get(key, {}), item[key]) for key in required if key in item}
+        if isinstance(item, list) and isinstance(node.get("items"), Mapping):
+            return [trim(node["items"], element) for element in item]
+        return item
+
+    return trim(schema, value)
 
 
 @cache

@@ -399,8 +399,12 @@ class ProviderStandIn:
                     status, document = handler(self._tenants[mode], params, query, body)
                 finally:
                     self._flush()
+                minimal = self.switches.required_answer_fields_only
         except ApiError as error:
             return _Reply.json(error.status, error.body())
+        schema = operation.answer_schemas.get(str(status))
+        if minimal and schema is not None:
+            document = openapi.required_only(schema, document)
         return _Reply.json(status, document)
 
     def _room(self, method: str, path: str, headers: Mapping[str, str], raw_body: bytes) -> _Reply:

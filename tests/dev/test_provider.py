@@ -275,13 +275,18 @@ def test_active_session_kick_and_kick_all(api, stand_in, http):
     assert api.call("GET", f"/meetings/{meeting_id}/active-session").status_code == 404
 
 
-def test_the_kick_all_count_is_optional_as_cloudflare_marks_it(api, stand_in):
-    meeting_id = api.meeting()
-    api.participant(meeting_id, "ada")
-    stand_in.start_session(api.mode, meeting_id, custom_participant_ids=["ada"])
-    stand_in.set_switches(kick_all_reports_count=False)
-    ended = api.call("POST", f"/meetings/{meeting_id}/active-session/kick-all")
-    assert ended.json() == {"success": True, "data": {"action": "kick-all"}}
+def test_realtimekit_can_answer_with_only_what_cloudflares_schemas_require(stand_in, http):
+    rtk = Api(stand_in, "realtimekit", http)
+    meeting_id = rtk.meeting()
+    added = rtk.participant(meeting_id, "ada")
+    stand_in.start_session("realtimekit", meeting_id, custom_participant_ids=["ada"])
+    stand_in.set_switches(required_answer_fields_only=True)
+    listed = rtk.call("GET", f"/meetings/{meeting_id}/participants").json()
+    assert set(listed["data"][0]) == {"id", "created_at", "custom_participant_id", "preset_name", "updated_at"}
+    assert rtk.call("GET", f"/meetings/{meeting_id}").json() == {"success": True}  # `data` is optional there
+    assert rtk.call("POST", f"/meetings/{meeting_id}/active-session/kick-all").json() == {}  # so is everything
+    assert rtk.call("POST", f"/meetings/{meeting_id}/participants/{added['id']}/token").json()["data"]["token"]
+    assert Api(stand_in, "dyte", http).call("GET", "/webhooks").json() == {"success": True, "data": []}
 
 
 def test_kick_bodies_are_held_to_each_providers_own_schema(stand_in, http):
