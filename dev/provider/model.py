@@ -69,6 +69,9 @@ class Switches:
     # RealtimeKit answers with only what Cloudflare's schemas require (e.g. no kick-all count, no `data` where
     # it is optional), as a client must expect of them.
     required_answer_fields_only: bool = False
+    # Whether a participant whose preset changes while present is dropped from the session (the local room's
+    # documented behaviour; off, they stay until kicked, as a provider that only applies it on rejoin would).
+    preset_change_drops_peer: bool = True
     recording_size_bytes: int = RECORDING_BYTES
     recording_link_ttl_seconds: int = RECORDING_LINK_TTL_SECONDS
 
@@ -287,7 +290,7 @@ class Tenant:
         participant = self._participant(meeting_id, participant_id)
         if body.get("preset_name") is not None:
             self._preset(body["preset_name"])
-            if body["preset_name"] != participant.preset_name:
+            if body["preset_name"] != participant.preset_name and self.switches.preset_change_drops_peer:
                 # The providers drop a peer whose preset changes: it rejoins with the new token.
                 self._remove(meeting, participant.id, "removed")
             participant.preset_name = body["preset_name"]

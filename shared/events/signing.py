@@ -168,10 +168,12 @@ class SigningKeys:
             signature = decode_signature(value)
             if signature is None:
                 continue
-            for provider in sorted(self._keys, key=lambda candidate: candidate != named):
+            # Every key as it is first, then the header's own provider's fetched again (at most once a minute,
+            # for a rotation): a delivery signed with the other key must not use up that allowance.
+            attempts = [(p, False) for p in sorted(self._keys, key=lambda candidate: candidate != named)]
+            for provider, refetch in [*attempts, (named, True)]:
                 try:
-                    # The other provider's key as it is: its rotation shows in deliveries under its own header.
-                    if self._keys[provider].verify(body, signature, refetch=provider == named):
+                    if self._keys[provider].verify(body, signature, refetch=refetch):
                         return provider
                 except problems.Unavailable as error:
                     unavailable = error

@@ -61,7 +61,7 @@ def test_a_call_in_the_local_room_becomes_a_session_attendance_and_a_recording(a
         assert session["id"] == entered[0]["sessionId"] and session["endReason"] == "ALL_PARTICIPANTS_LEFT"
         assert sorted(p["userId"] for p in session["participants"]) == sorted([owner_id, member_id])
         assert all(p["leftAt"] and p["durationSeconds"] is not None for p in session["participants"])
-        assert owner.call("GET", path).json()["status"] == "ended"
+        eventually(lambda: owner.call("GET", path).json()["status"] == "ended", "ended")
         (recording,) = eventually(
             lambda: (
                 (items := owner.call("GET", f"{path}/recordings").json()["items"])

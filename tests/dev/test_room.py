@@ -455,3 +455,21 @@ def test_cors_preflight_and_unknown_routes(stand_in):
         response = requests.request(method, f"{stand_in.url}{path}", timeout=5)
         assert response.status_code == 404 and response.headers["Access-Control-Allow-Origin"] == "*"
     assert requests.post(f"{stand_in.url}/__room/enter", data=b"{nope", timeout=5).status_code == 400
+
+
+def test_a_provider_that_keeps_the_peer_after_a_preset_change(provider, receiver, stand_in):
+    stand_in.set_switches(preset_change_drops_peer=False)
+    provider.subscribe(receiver.url)
+    meeting_id = provider.meeting()
+    member = provider.person(meeting_id, "mo", "participant")
+    member.do("enter")
+    receiver.wait_for(2)
+    path = f"/meetings/{meeting_id}/participants/{member.id}"
+    assert provider.call("PATCH", path, {"preset_name": PRESET[provider.mode]["host"]}).status_code == 200
+    seen = member.do("state")
+    assert (seen["me"]["state"], seen["me"]["preset"], seen["canAdmit"]) == (
+        "present",
+        PRESET[provider.mode]["host"],
+        True,
+    )
+    assert stand_in.drain_webhooks() and len(receiver.events()) == 2  # nobody left
