@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared import problems
-from shared.accounts import MAX_SNAPSHOT_AGE, ClosedAccounts
+from shared import problems, schema
+from shared.closed_accounts import MAX_SNAPSHOT_AGE, ClosedAccounts
 from shared.storage import Storage
 from tests import support
 
@@ -73,7 +73,7 @@ def test_no_snapshot_and_no_storage_is_503(storage, prefix):
     settings = support.load(AzureWebJobsStorage=storage.connection_string, TABLE_PREFIX=prefix)
     clock = Clock()
     gate = ClosedAccounts(Storage(settings), clock=clock, sleep=clock.sleep, background=False)
-    storage.tables.fail("GET", "ClosedAccounts", status=503, times=10)
+    storage.tables.fail("GET", schema.CLOSED_ACCOUNTS, status=503, times=10)
     storage.tables.fail("POST", "Tables", status=503, times=10)
     try:
         with pytest.raises(problems.Unavailable):
