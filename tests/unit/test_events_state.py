@@ -132,7 +132,7 @@ def session_deliveries(draw) -> tuple[dict, str]:
     return payload, received(minute, draw(st.integers(0, 59)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(session_deliveries(), min_size=1, max_size=25),
     st.lists(st.integers(min_value=0), max_size=15),
