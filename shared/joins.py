@@ -79,7 +79,7 @@ def _join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
     check_window(ctx, meeting, visible.role, now)
     preset = access.preset(ctx.settings, meeting.provider, visible.role)
     participant = visible.participant
-    if participant is None and (visible.role == Role.GUEST or _binds(visible)):
+    if participant is None and access.records_participation(visible.role):
         # Before the claim: account closing finds the meetings of others a user was ever added to here.
         _note_participation(ctx, caller, meeting)
     if participant is not None and participant.participant_id and not participant.uncertain:

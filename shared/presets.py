@@ -23,7 +23,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-ROLES = ("host", "participant", "guest")
+from shared import access
+
+ROLES = access.PRESET_KINDS
 # The permissions that make each role what the product promises; checked on existing presets too.
 REQUIRED = {
     "host": {"accept_waiting_requests": True, "waiting_room_type": "SKIP"},
@@ -39,7 +41,7 @@ def body(role: str, name: str) -> dict[str, Any]:
     """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    host = role == "host"
+    host = access.moderates(role)
     produce = {"can_produce": "ALLOWED"}
     permissions = {
         "accept_waiting_requests": host,

@@ -20,7 +20,7 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -428,42 +428,25 @@ def merge(current: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
-# The meeting's summary row: which sessions were ever seen and which ended. Both only grow (set union),
-# so the status derived from them is the same in any order of delivery.
-MAX_SUMMARY_SESSIONS = 1500  # 64 KiB of keys: the oldest ended sessions are forgotten beyond this
+# The meeting's summary row: whether any session was ever seen, and which sessions are open now. A session's
+# openness is read off its own merged row (open until its `meeting.ended`), which every session event reads and
+# writes in the same batch, so the summary ends the same in any order of delivery, and stays as small as the
+# number of sessions open at once.
 
 
-def summarize(summary: Mapping[str, Any], event: Event) -> dict[str, str]:
-    """The summary row's properties with the event's session folded in."""
-    seen, ended = _sessions(summary, "seen"), _sessions(summary, "ended")
-    if event.name in SESSION_EVENTS and event.session_id:
-        key = session_key(event.session_id)
-        seen.add(key)
-        if event.ended_at:
-            ended.add(key)
-    return {"seen": _dump(seen, ended), "ended": _dump(ended, ended)}
-
-
-def seen(summary: Mapping[str, Any], session_id: str) -> bool:
-    return session_key(session_id) in _sessions(summary, "seen")
-
-
-def _sessions(summary: Mapping[str, Any], name: str) -> set[str]:
-    return set(json.loads(summary.get(name) or "[]"))
-
-
-def _dump(sessions: set[str], ended: set[str]) -> str:
-    kept = sorted(sessions)
-    if len(kept) > MAX_SUMMARY_SESSIONS:
-        # Forget ended sessions first: an open one must keep the meeting live.
-        kept = sorted(sessions - ended)[:MAX_SUMMARY_SESSIONS] + sorted(sessions & ended)
-        kept = kept[:MAX_SUMMARY_SESSIONS]
-    return json.dumps(kept, separators=(",", ":"))
+def summarize(summary: Mapping[str, Any], session_id: str, session_row: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary row's properties after an event of `session_id`, whose merged row is `session_row`."""
+    opened = set(json.loads(summary.get("open") or "[]"))
+    key = session_key(session_id)
+    if session_row.get("endedAt"):
+        opened.discard(key)
+    else:
+        opened.add(key)
+    return {"open": json.dumps(sorted(opened), separators=(",", ":")), "seen": True}
 
 
 def activity(summary: Mapping[str, Any]) -> str:
-    """A meeting's `activity`: live while any seen session is open, else ended, else ""."""
-    seen, ended = _sessions(summary, "seen"), _sessions(summary, "ended")
-    if not seen:
+    """A meeting's `activity`: live while any session is open, else ended once one was seen, else ""."""
+    if not summary.get("seen"):
         return ""
-    return "live" if seen - ended else "ended"
+    return "live" if json.loads(summary.get("open") or "[]") else "ended"

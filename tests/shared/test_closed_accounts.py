@@ -84,12 +84,6 @@ def test_no_snapshot_and_no_storage_is_503(storage, prefix):
         storage.tables.clear_faults()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ClosedAccounts.refresh reads partitions from the hour of (now - OVERLAP), not from its last "
-    "refresh: an instance whose refreshes failed (or paused) for more than 5 minutes across an hour "
-    "boundary never reads the tombstones written meanwhile in the earlier hour, and serves closed accounts",
-)
 def test_an_instance_that_could_not_refresh_for_a_while_still_learns_of_every_closure(instances):
     wall = {"now": datetime(2026, 12, 7, 10, 50, tzinfo=UTC)}
     behind, behind_clock = instances(now=lambda: wall["now"])

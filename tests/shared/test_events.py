@@ -303,7 +303,8 @@ def fold(sequence) -> tuple[dict[str, dict], dict[str, str]]:
         event = state.parse(payload, times.stamp(received_at))
         for row_key, update in state.facts(event, "").items():
             rows[row_key] = state.merge(rows.get(row_key, {}), update)
-        summary = state.summarize(summary, event)
+        if event.name in state.SESSION_EVENTS and event.session_id:  # a session-less one waits to be placed
+            summary = state.summarize(summary, event.session_id, rows[schema.session_key(event.session_id)])
     return rows, summary
 
 

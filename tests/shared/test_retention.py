@@ -59,11 +59,6 @@ def test_purge_removes_exactly_what_is_past_retention(ctx):
     assert retention.purge(ctx) == {"deliveries": 0, "meetings": 0, "rescheduled": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retention.delete_meeting compares expiresAt with the wall clock (times.now()), not ctx.clock: "
-    "with an injected clock the owner's expired idempotency record is kept",
-)
 def test_purging_a_meeting_takes_its_owners_expired_idempotency_records(ctx):
     olga = factories.user("olga")
     old = factories.create_meeting(ctx, olga, "old-key", title="old")
