@@ -20,7 +20,9 @@ export function msalConfiguration(config: RuntimeConfig, origin: string): Config
       redirectUri: `${origin}/`,
       postLogoutRedirectUri: `${origin}/`,
     },
-    cache: { cacheLocation: "sessionStorage" },
+    // Shared by the browser's tabs, so a meeting link opened in a new tab is already signed in (MSAL
+    // encrypts it with a key that lives only as long as the browser session).
+    cache: { cacheLocation: "localStorage" },
     system: { protocolMode: config.protocolMode },
   };
 }

@@ -68,5 +68,8 @@ export function Link({ href, onClick, ...rest }: AnchorHTMLAttributes<HTMLAnchor
 
 /** Scroll to the top when the path changes, as a page load would. */
 export function useScrollReset(path: string): void {
-  useEffect(() => window.scrollTo(0, 0), [path]);
+  useEffect(() => {
+    // Braces matter: newer browsers' scrollTo returns a promise, which React would take for a clean-up.
+    window.scrollTo(0, 0);
+  }, [path]);
 }

@@ -124,6 +124,11 @@ function InviteForm({ meeting, onInvited }: { meeting: Meeting; onInvited: (invi
   );
 }
 
+/** Who a row's button acts on, for screen readers (the row shows it already). */
+function ForWhom({ email }: { email: string }) {
+  return <span className="visually-hidden"> {email}</span>;
+}
+
 interface ListProps {
   meeting: Meeting;
   invites: Invite[];
@@ -183,28 +188,19 @@ function InviteList({ meeting, invites, onChanged, onRevoked }: ListProps) {
                         type="button"
                         disabled={acting.busy}
                         onClick={() => reinvite(invite, invite.role === "host" ? "participant" : "host")}
-                        aria-label={`Make ${invite.email} a ${invite.role === "host" ? "participant" : "host"}`}
                       >
                         {invite.role === "host" ? "Make participant" : "Make host"}
+                        <ForWhom email={invite.email} />
                       </button>
-                      <button
-                        type="button"
-                        className="danger"
-                        disabled={acting.busy}
-                        onClick={() => setRevoking(invite)}
-                        aria-label={`Revoke ${invite.email}`}
-                      >
+                      <button type="button" className="danger" disabled={acting.busy} onClick={() => setRevoking(invite)}>
                         Revoke
+                        <ForWhom email={invite.email} />
                       </button>
                     </>
                   ) : (
-                    <button
-                      type="button"
-                      disabled={acting.busy}
-                      onClick={() => reinvite(invite, invite.role)}
-                      aria-label={`Invite ${invite.email} again`}
-                    >
+                    <button type="button" disabled={acting.busy} onClick={() => reinvite(invite, invite.role)}>
                       Invite again
+                      <ForWhom email={invite.email} />
                     </button>
                   )}
                 </td>

@@ -5,14 +5,20 @@ type Phase =
   | { kind: "entering" }
   | { kind: "in" }
   | { kind: "left" }
-  | { kind: "out"; reason: string }
+  | ({ kind: "out" } & Exit)
   | { kind: "failed"; message: string };
+
+/** Why someone is no longer in the call, and whether joining again can help. */
+export interface Exit {
+  reason: string;
+  canRejoin: boolean;
+}
 
 interface Props {
   client: LocalRoomClient;
   token: () => string;
   /** Why the caller is no longer in the call ("removed" by the room, or "ended" for everyone). */
-  explainExit: (kind: "removed" | "ended") => Promise<string>;
+  explainExit: (kind: "removed" | "ended") => Promise<Exit>;
   /** Join again through the API (a fresh token), before entering again. */
   rejoin: () => Promise<unknown>;
 }
@@ -36,8 +42,8 @@ export function LocalRoom({ client, token, explainExit, rejoin }: Props) {
       if (error.status === 401 && used !== token()) return;
       if (error.status === 0) return setUnreachable(true);
       present.current = false;
-      if (error.status === 401) return setPhase({ kind: "out", reason: await explainExit("removed") });
-      if (error.status === 409) return setPhase({ kind: "out", reason: await explainExit("ended") });
+      if (error.status === 401) return setPhase({ kind: "out", ...(await explainExit("removed")) });
+      if (error.status === 409) return setPhase({ kind: "out", ...(await explainExit("ended")) });
       setPhase({ kind: "failed", message: "The call did not accept this request. Leave and join again." });
     },
     [explainExit, token],
@@ -49,7 +55,7 @@ export function LocalRoom({ client, token, explainExit, rejoin }: Props) {
       setRoom(state);
       const mine = state.me.state;
       present.current = mine === "present" || mine === "waiting";
-      if (mine === "removed" || mine === "ended") setPhase({ kind: "out", reason: await explainExit(mine) });
+      if (mine === "removed" || mine === "ended") setPhase({ kind: "out", ...(await explainExit(mine)) });
       else if (mine === "left") setPhase({ kind: "left" });
       else setPhase({ kind: "in" });
     },
@@ -125,9 +131,11 @@ export function LocalRoom({ client, token, explainExit, rejoin }: Props) {
     return (
       <div className="call-over">
         <p role="status">{phase.kind === "left" ? "You left the call." : phase.reason}</p>
-        <button type="button" onClick={again}>
-          Join again
-        </button>
+        {(phase.kind === "left" || phase.canRejoin) && (
+          <button type="button" onClick={again}>
+            Join again
+          </button>
+        )}
       </div>
     );
   }

@@ -1,6 +1,6 @@
 import { lazy, Suspense, useCallback, useMemo } from "react";
 import { ApiError } from "../api/client";
-import { LocalRoom } from "../components/LocalRoom";
+import { type Exit, LocalRoom } from "../components/LocalRoom";
 import { ProblemNotice } from "../components/ProblemNotice";
 import { ScreenHeading } from "../components/ScreenHeading";
 import { useFreshJoin } from "../freshJoin";
@@ -19,18 +19,20 @@ export function CallScreen({ id }: { id: string }) {
 
   // The room says only that we are out; the meeting says why.
   const explainExit = useCallback(
-    async (kind: "removed" | "ended") => {
+    async (kind: "removed" | "ended"): Promise<Exit> => {
       try {
         const current = await api.getMeeting(id);
-        if (current.status === "cancelled") return "The meeting was cancelled.";
+        if (current.status === "cancelled") return { reason: "The meeting was cancelled.", canRejoin: false };
       } catch (caught) {
         if (caught instanceof ApiError && caught.status === 404) {
-          return "You were removed from this meeting: your invitation was withdrawn.";
+          return { reason: "You were removed from this meeting: your invitation was withdrawn.", canRejoin: false };
         }
       }
-      return kind === "ended"
-        ? "The session was ended for everyone."
-        : "You were removed from the call by a host, or your role in the meeting changed.";
+      const reason =
+        kind === "ended"
+          ? "The session was ended for everyone."
+          : "You were removed from the call by a host, or your role in the meeting changed.";
+      return { reason, canRejoin: true };
     },
     [api, id],
   );
