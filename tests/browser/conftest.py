@@ -154,7 +154,7 @@ def stack(storage, tmp_path_factory) -> Iterator[Stack]:
         "apiBaseUrl": f"{app.url}/api",
         "scopes": [f"api://{harness.CLIENT_ID}/access_as_user"],
         "knownAuthorities": [issuer.url.removeprefix("https://")],
-        "localRoom": {"baseUrl": provider.url},
+        "localRoom": {"baseUrl": f"{provider.url}/__room"},
         "mailboxUrl": None,
     }
     spa = SpaServer(spa_port, config).serve_in_background()

@@ -7,7 +7,7 @@ const local = {
   apiBaseUrl: "http://127.0.0.1:7071/api/",
   scopes: ["api://3f6a1e2d-8b4c-4f5a-9e7d-1c2b3a4d5e6f/access_as_user"],
   knownAuthorities: ["localhost:7072"],
-  localRoom: { baseUrl: "http://127.0.0.1:7073" },
+  localRoom: { baseUrl: "http://127.0.0.1:7073/__room" },
   mailboxUrl: "http://127.0.0.1:7074/",
 };
 
@@ -16,7 +16,7 @@ describe("parseConfig", () => {
     const config = parseConfig(local);
     expect(config.protocolMode).toBe("OIDC");
     expect(config.apiBaseUrl).toBe("http://127.0.0.1:7071/api");
-    expect(config.localRoom).toEqual({ baseUrl: "http://127.0.0.1:7073" });
+    expect(config.localRoom).toEqual({ baseUrl: "http://127.0.0.1:7073/__room" });
     expect(config.mailboxUrl).toBe("http://127.0.0.1:7074");
   });
 

@@ -21,6 +21,7 @@ export class RoomError extends Error {
   }
 }
 
+/** `baseUrl` is the room's own (the stand-in's `/__room`), as config.json's `localRoom.baseUrl` gives it. */
 export class LocalRoomClient {
   constructor(
     private readonly baseUrl: string,
@@ -30,7 +31,7 @@ export class LocalRoomClient {
   private async call(method: string, route: string, token: string, body?: unknown, keepalive = false): Promise<RoomState> {
     let response: Response;
     try {
-      response = await this.fetchImpl(`${this.baseUrl}/__room/${route}`, {
+      response = await this.fetchImpl(`${this.baseUrl}/${route}`, {
         method,
         keepalive,
         headers: {
