@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 import yaml
 
 from tests.browser.conftest import Person, Stack, expect
@@ -23,7 +24,9 @@ def wall_time(delta: timedelta, zone: str) -> str:
     return (datetime.now(ZoneInfo(zone)) + delta).strftime("%Y-%m-%dT%H:%M")
 
 
-def create_meeting(person: Person, title: str, *, starts: timedelta | None = None, organization: bool = False) -> str:
+def create_meeting(
+    person: Person, title: str, *, starts: timedelta | None = None, organization: bool = False, record: bool = False
+) -> str:
     """Through the form; returns the new meeting's id (from the address the SPA moves to)."""
     page = person.page
     page.get_by_role("navigation").get_by_role("link", name="New meeting").click()
@@ -35,6 +38,8 @@ def create_meeting(person: Person, title: str, *, starts: timedelta | None = Non
         page.get_by_label("Ends (optional)").fill(wall_time(starts + timedelta(hours=1), zone))
     if organization:
         page.get_by_label("Anyone in my organization with the link").check()
+    if record:
+        page.get_by_label("Record the meeting when it starts").check()
     page.get_by_role("button", name="Create meeting").click()
     person.heading(title)
     return page.url.rsplit("/", 1)[1]
@@ -62,7 +67,7 @@ def test_owner_and_invitee_meet_in_the_local_room(alice: Person, bob: Person):
     page.get_by_role("navigation").get_by_role("link", name="New meeting").click()
     alice.check_accessibility("new meeting")
     title = "Design review"
-    meeting_id = create_meeting(alice, title, starts=timedelta(minutes=-5))
+    meeting_id = create_meeting(alice, title, starts=timedelta(minutes=-5), record=True)
     expect(page.locator(".details")).to_contain_text("(Europe/Berlin)")
 
     page.get_by_label("Email address").fill(bob.email)
@@ -117,6 +122,19 @@ def test_owner_and_invitee_meet_in_the_local_room(alice: Person, bob: Person):
     bob.check_accessibility("session ended")
     bob.page.get_by_role("button", name="Join again").click()
     expect(bob.page.get_by_role("heading", name="In the call (1)")).to_be_visible()
+
+    # The ended session's recording, with a download link that works until the time it gives.
+    recordings = page.get_by_role("region", name="Recordings")
+    download = recordings.get_by_role("link", name=re.compile("^Download the recording")).first
+
+    def recorded():
+        recordings.get_by_role("button", name="Refresh recordings").click()
+        expect(download).to_be_visible()
+
+    eventually(recorded)
+    expect(recordings).to_contain_text("link works until")
+    assert requests.get(download.get_attribute("href"), timeout=10).status_code == 200
+    alice.check_accessibility("meeting page with a recording")
 
     # Revoking Bob takes him out of the call, and he is told why.
     page.get_by_role("button", name=f"Revoke {bob.email}").click()
@@ -210,6 +228,16 @@ def test_problems_read_as_sentences(stack: Stack, alice: Person, bob: Person):
         re.compile(r"The meeting opens for joining at .+ your time\.")
     )
     bob.check_accessibility("join refused (too early)")
+
+    # Bob declines; the owner sees it.
+    bob.page.get_by_role("link", name="Back to the meeting").click()
+    bob.page.get_by_role("button", name="Decline invitation").click()
+    bob.page.get_by_role("dialog").get_by_role("button", name="Decline").click()
+    expect(bob.page.get_by_role("status")).to_have_text(
+        "You declined the invitation. The meeting is no longer in your list."
+    )
+    page.goto(f"/meetings/{meeting_id}")
+    expect(page.get_by_role("row", name=re.compile(re.escape(bob.email)))).to_contain_text("Declined")
 
 
 def test_account_export_and_closing(erin: Person):
