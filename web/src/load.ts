@@ -5,7 +5,6 @@ export interface Loaded<T> {
   error: unknown;
   loading: boolean;
   reload: () => void;
-  replace: (data: T) => void;
 }
 
 /** Run `load` when `deps` change (and on `reload`); the latest answer wins, earlier ones are dropped. */
@@ -28,6 +27,5 @@ export function useLoad<T>(load: () => Promise<T>, deps: DependencyList): Loaded
     error: state.error,
     loading: state.loading,
     reload: useCallback(() => setRound((value) => value + 1), []),
-    replace: useCallback((data: T) => setState({ data, loading: false }), []),
   };
 }

@@ -32,19 +32,27 @@ export function LocalRoom({ client, token, explainExit, rejoin }: Props) {
   const [unreachable, setUnreachable] = useState(false);
   const inCall = phase.kind === "in";
   const present = useRef(false);
+  const wasIn = useRef(false);
+  useEffect(() => {
+    wasIn.current = inCall;
+  }, [inCall]);
 
   const fail = useCallback(
     async (error: unknown, used: string) => {
       if (!(error instanceof RoomError)) {
-        return setPhase({ kind: "failed", message: "Something went wrong in the call. Leave and join again." });
+        return setPhase({ kind: "failed", message: "Something went wrong in the call." });
       }
       // A refresh revokes the token before it: a request still carrying that one proves nothing.
       if (error.status === 401 && used !== token()) return;
-      if (error.status === 0) return setUnreachable(true);
+      if (error.status === 0) {
+        // While in the call, keep polling; before it, there is nothing to poll.
+        if (wasIn.current) return setUnreachable(true);
+        return setPhase({ kind: "failed", message: "The call cannot be reached right now." });
+      }
       present.current = false;
       if (error.status === 401) return setPhase({ kind: "out", ...(await explainExit("removed")) });
       if (error.status === 409) return setPhase({ kind: "out", ...(await explainExit("ended")) });
-      setPhase({ kind: "failed", message: "The call did not accept this request. Leave and join again." });
+      setPhase({ kind: "failed", message: "The call did not accept this request." });
     },
     [explainExit, token],
   );
@@ -126,7 +134,16 @@ export function LocalRoom({ client, token, explainExit, rejoin }: Props) {
   };
 
   if (phase.kind === "entering") return <p role="status">Connecting to the call…</p>;
-  if (phase.kind === "failed") return <p role="alert">{phase.message}</p>;
+  if (phase.kind === "failed") {
+    return (
+      <div role="alert">
+        <p>{phase.message}</p>
+        <button type="button" onClick={again}>
+          Try again
+        </button>
+      </div>
+    );
+  }
   if (phase.kind === "out" || phase.kind === "left") {
     return (
       <div className="call-over">
