@@ -25,6 +25,24 @@ node_modules/.installed: package.json package-lock.json
 	.venv-checkov/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
 
+run: $(VENV)/.installed node_modules/.installed
+	$(PY) -m dev.stack
+
+# A few minutes: per-operation latency and round trips, a concurrent phase, import time (docs/performance.md).
+bench: $(VENV)/.installed node_modules/.installed
+	$(PY) -m bench
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: setup lint web-check
+	$(PY) -m pytest
+
 # The SPA (web/, see web/README.md): its own pinned npm packages, Vitest, the type check and the build.
 WEB_INPUTS := $(shell find web/src -type f) web/index.html web/package.json web/tsconfig.json web/vite.config.ts \
 	openapi.yaml
@@ -50,24 +68,6 @@ web-check: web/node_modules/.installed
 $(VENV)/.browser-installed: $(VENV)/.installed tests/browser/requirements.txt
 	$(VENV)/bin/pip install --quiet -r tests/browser/requirements.txt
 	touch $@
-
-run: $(VENV)/.installed node_modules/.installed
-	$(PY) -m dev.stack
-
-# A few minutes: per-operation latency and round trips, a concurrent phase, import time (docs/performance.md).
-bench: $(VENV)/.installed node_modules/.installed
-	$(PY) -m bench
-
-lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-
-format: $(VENV)/.installed
-	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format .
-
-test: setup lint web-check
-	$(PY) -m pytest
 
 clean:
 	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .ruff_cache .hypothesis .local web/node_modules web/dist \
