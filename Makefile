@@ -25,8 +25,14 @@ node_modules/.installed: package.json package-lock.json
 	.venv-checkov/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
 
-run: $(VENV)/.installed node_modules/.installed
-	$(PY) -m dev.stack
+# The SPA's address first (from local.settings.json, else the example), then the first run's slow set-up, step by step.
+SPA_URL = $(shell sed -n 's/.*"APP_BASE_URL": *"\([^"]*\)".*/\1/p' $(firstword $(wildcard local.settings.json) local.settings.json.example))
+
+run:
+	@echo "make run: the SPA will be on $(SPA_URL) once everything is up; Ctrl-C stops it all."
+	@$(MAKE) --no-print-directory -q $(VENV)/.installed || { echo "Setting up: Python packages into $(VENV) (first run: about two minutes)"; $(MAKE) --no-print-directory $(VENV)/.installed; }
+	@$(MAKE) --no-print-directory -q node_modules/.installed || { echo "Setting up: Azurite (npm ci; first run: under a minute)"; $(MAKE) --no-print-directory node_modules/.installed; }
+	@$(PY) -m dev.stack
 
 # A few minutes: per-operation latency and round trips, a concurrent phase, import time (docs/performance.md).
 bench: $(VENV)/.installed node_modules/.installed

@@ -20,16 +20,26 @@ Served (`{tenant}` is the tenant given to the constructor):
 
 Every request is logged (`request_log()`); faults (`add_fault`) answer a status (with
 `Retry-After`), or drop the connection (Graph down), for matching requests, before they take effect.
+
+The local mailbox (`make run`): what sendMail accepted, newest first, for people and the SPA. It is
+not Graph, so it is neither logged nor subject to faults:
+
+    GET  /mailbox                                           an HTML page: recipient, subject, body, calendar file
+    GET  /mailbox.json                                      the same as JSON, with CORS for any origin
+    GET  /mailbox/{message id}/attachments/{n}              an attachment (the .ics) as a download
+
+`python -m dev.graph --port 7074 --tls-cert PEM` serves it alone, with the credentials of the local
+settings' `MAIL_*` values, until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
 import re
 import secrets
-import socket
 import ssl
 import tempfile
 import threading
@@ -46,10 +56,11 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from dev.loopback import LoopbackServer
+from dev.loopback import TlsLoopbackServer
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _SEND_MAIL = re.compile(r"^/v1\.0/users/([^/]+)/sendMail$")
+_ATTACHMENT = re.compile(r"^/mailbox/(\d+)/attachments/(\d+)$")
 
 
 @dataclass
@@ -109,8 +120,15 @@ class GraphStandIn:
         client_secret: str | None = "local-graph-client-secret",  # noqa: S107 - a test value, not a secret
         client_certificate: str | None = None,
         token_lifetime: int = 3600,
+        tls_certificate: str | None = None,
+        ca_file: str | None = None,
+        hostname: str | None = None,
     ):
-        """`client_certificate`: PEM of a certificate whose key may sign client assertions."""
+        """`client_certificate`: PEM of a certificate whose key may sign client assertions.
+
+        `tls_certificate` (key and chain, PEM) and `ca_file`: serve with a certificate of the local CA
+        (`make run`) instead of a test CA of the stand-in's own; `hostname`: the name in its URLs.
+        """
         self.tenant_id, self.client_id, self.client_secret = tenant_id, client_id, client_secret
         self._certificate = x509.load_pem_x509_certificate(client_certificate.encode()) if client_certificate else None
         self.token_lifetime = token_lifetime
@@ -119,17 +137,22 @@ class GraphStandIn:
         self._log: list[dict[str, Any]] = []
         self._messages: list[dict[str, Any]] = []
         self._tokens: dict[str, float] = {}
-        self._ca = trustme.CA()
+        self._tls_certificate, self._ca_file, self._hostname = tls_certificate, ca_file, hostname
+        self._next_id = 1
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._server: _Server | None = None
 
     # Life cycle
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
-        self._directory = tempfile.TemporaryDirectory(prefix="graph-stand-in-")
-        self._ca.cert_pem.write_to_path(self.ca_path)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        if self._tls_certificate:
+            context.load_cert_chain(self._tls_certificate)
+        else:
+            self._directory = tempfile.TemporaryDirectory(prefix="graph-stand-in-")
+            ca = trustme.CA()
+            ca.cert_pem.write_to_path(self.ca_path)
+            ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         self._server = _Server((host, port), self, context).serve_in_background()
         return self
 
@@ -138,7 +161,9 @@ class GraphStandIn:
             return
         self._server.stop()
         self._server = None
-        self._directory.cleanup()
+        if self._directory is not None:
+            self._directory.cleanup()
+            self._directory = None
 
     def __enter__(self) -> Self:
         return self if self._server else self.start()
@@ -149,12 +174,16 @@ class GraphStandIn:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"https://{host}:{port}"
+        return f"https://{self._hostname or host}:{port}"
 
     @property
     def ca_path(self) -> str:
-        """The test CA's certificate (PEM): what a client must trust to talk to the stand-in."""
-        return str(Path(self._directory.name) / "ca.pem")
+        """The CA's certificate (PEM): what a client must trust to talk to the stand-in."""
+        return self._ca_file or str(Path(self._directory.name) / "ca.pem")
+
+    @property
+    def mailbox_url(self) -> str:
+        return f"{self.url}/mailbox"
 
     @property
     def token_endpoint(self) -> str:
@@ -206,6 +235,8 @@ class GraphStandIn:
 
     def _serve(self, method: str, target: str, headers: Any, raw_body: bytes) -> _Reply:
         path = urlsplit(target).path
+        if path == "/mailbox" or path == "/mailbox.json" or path.startswith("/mailbox/"):
+            return self._mailbox(method, path)
         entry: dict[str, Any] = {"method": method, "path": path}
         if headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             entry["form"] = dict(parse_qsl(raw_body.decode("utf-8"), keep_blank_values=True))
@@ -309,33 +340,116 @@ class GraphStandIn:
             return _graph_error(400, "ErrorInvalidRecipients", "At least one recipient is not valid.")
         with self._lock:
             self._messages.append(
-                {"mailbox": mailbox, "message": message, "saveToSentItems": body.get("saveToSentItems", True)}
+                {
+                    "id": self._next_id,
+                    "receivedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "mailbox": mailbox,
+                    "message": message,
+                    "saveToSentItems": body.get("saveToSentItems", True),
+                }
             )
+            self._next_id += 1
         return _Reply(202)
 
+    def _mailbox(self, method: str, path: str) -> _Reply:
+        if method != "GET":
+            return _Reply(405, b"", {"Allow": "GET"})
+        sent = list(reversed(self.messages()))
+        if path == "/mailbox":
+            page = _mailbox_page(sent, self.url).encode("utf-8")
+            return _Reply(200, page, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+        if path == "/mailbox.json":
+            document = {"items": [_mailbox_item(entry, self.url) for entry in sent]}
+            headers = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+            return _Reply.json(200, document, headers)
+        match = _ATTACHMENT.match(path)
+        entry = next((e for e in sent if match and e["id"] == int(match.group(1))), None)
+        attachments = entry["message"].get("attachments") or [] if entry else []
+        index = int(match.group(2)) if match else -1
+        if not 0 <= index < len(attachments):
+            return _Reply(404, b"no such message or attachment", {"Content-Type": "text/plain; charset=utf-8"})
+        return _download(attachments[index])
 
-class _Server(LoopbackServer):
-    quiet_errors = (ConnectionError, ssl.SSLError)
 
+def _mailbox_item(entry: dict[str, Any], base_url: str) -> dict[str, Any]:
+    message = entry["message"]
+    attachments = message.get("attachments") or []
+    return {
+        "id": entry["id"],
+        "receivedAt": entry["receivedAt"],
+        "from": entry["mailbox"],
+        "to": [r.get("emailAddress", {}).get("address") for r in message.get("toRecipients") or []],
+        "subject": message.get("subject", ""),
+        "body": message.get("body") or {"contentType": "Text", "content": ""},
+        "attachments": [
+            {
+                "name": attachment.get("name", f"attachment-{index}"),
+                "contentType": attachment.get("contentType", "application/octet-stream"),
+                "url": f"{base_url}/mailbox/{entry['id']}/attachments/{index}",
+            }
+            for index, attachment in enumerate(attachments)
+        ],
+    }
+
+
+def _mailbox_page(sent: list[dict[str, Any]], base_url: str) -> str:
+    items = []
+    for entry in sent:
+        item = _mailbox_item(entry, base_url)
+        body = item["body"]
+        if str(body.get("contentType", "")).lower() == "html":
+            # The email's own HTML, sandboxed (no scripts, no same origin) as a mail client shows it;
+            # its links (the join link) open in a new tab.
+            title = html.escape(f"Body of {item['subject']}")
+            content = html.escape('<base target="_blank">' + body["content"])
+            sandbox = "allow-popups allow-popups-to-escape-sandbox"
+            shown = f'<iframe sandbox="{sandbox}" title="{title}" srcdoc="{content}"></iframe>'
+        else:
+            shown = f"<pre>{html.escape(body.get('content', ''))}</pre>"
+        files = "".join(
+            f'<li><a href="{html.escape(a["url"])}" download>{html.escape(a["name"])}</a></li>'
+            for a in item["attachments"]
+        )
+        items.append(
+            f"<li><article><h2>{html.escape(item['subject'])}</h2><dl>"
+            f"<dt>To</dt><dd>{html.escape(', '.join(filter(None, item['to'])))}</dd>"
+            f"<dt>From</dt><dd>{html.escape(item['from'])}</dd>"
+            f'<dt>Sent</dt><dd><time datetime="{item["receivedAt"]}">{item["receivedAt"]}</time></dd></dl>'
+            f"{shown}{f'<h3>Calendar file</h3><ul>{files}</ul>' if files else ''}</article></li>"
+        )
+    listing = f'<ol reversed class="mail">{"".join(items)}</ol>' if items else "<p>No email sent yet.</p>"
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Local mailbox</title>'
+        "<style>:root{color-scheme:light dark;font-family:system-ui,sans-serif;line-height:1.5}"
+        "main{max-width:50rem;margin:0 auto;padding:1rem}ol.mail{list-style:none;padding:0}"
+        "article{border:1px solid #8888;border-radius:.5rem;padding:1rem;margin-bottom:1rem}"
+        "h2{font-size:1.2rem;margin:0 0 .5rem}h3{font-size:1rem}dl{display:grid;grid-template-columns:auto 1fr;"
+        "gap:0 1rem;margin:0 0 .5rem}dt{font-weight:600}dd{margin:0}"
+        "iframe{width:100%;min-height:12rem;border:1px solid #8888;background:#fff}</style></head>"
+        "<body><main><h1>Local mailbox</h1>"
+        f"<p>The invitation emails the app sent through the Graph stand-in, newest first ({len(sent)}). "
+        'They are kept in memory until <code>make run</code> stops. <a href="">Refresh</a> · '
+        '<a href="/mailbox.json">JSON</a></p>'
+        f"{listing}</main></body></html>\n"
+    )
+
+
+def _download(attachment: dict[str, Any]) -> _Reply:
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", attachment.get("name") or "attachment")
+    content = base64.b64decode(attachment.get("contentBytes") or "")
+    headers = {
+        "Content-Type": attachment.get("contentType") or "application/octet-stream",
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Access-Control-Allow-Origin": "*",
+    }
+    return _Reply(200, content, headers)
+
+
+class _Server(TlsLoopbackServer):
     def __init__(self, address: tuple[str, int], stand_in: GraphStandIn, context: ssl.SSLContext):
         self.stand_in = stand_in
-        self._context = context
-        super().__init__(address, _RequestHandler)
-
-    def wrap(self, connection: socket.socket) -> socket.socket:
-        # The handshake runs in the request's thread (process_request_thread), so a client that
-        # never completes one cannot stall the accept loop.
-        return self._context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            request.settimeout(5)
-            request.do_handshake()
-            request.settimeout(None)
-        except (ssl.SSLError, OSError):
-            self.shutdown_request(request)
-            return
-        super().process_request_thread(request, client_address)
+        super().__init__(address, _RequestHandler, context)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -364,3 +478,41 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import signal
+
+    from shared.settings import read_values
+
+    parser = argparse.ArgumentParser(prog="python -m dev.graph", description="The Graph stand-in and local mailbox.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7074)
+    parser.add_argument("--tls-cert", metavar="PEM", help="private key and certificate chain (default: a test CA's)")
+    parser.add_argument("--ca", metavar="PEM", help="the CA that issued --tls-cert")
+    parser.add_argument("--hostname", help="the host name in its URLs (default: --host)")
+    args = parser.parse_args(argv)
+    values = read_values()
+    credentials = {
+        "tenant_id": values.get("MAIL_TENANT_ID"),
+        "client_id": values.get("MAIL_CLIENT_ID"),
+        "client_secret": values.get("MAIL_CLIENT_SECRET"),
+    }
+    stand_in = GraphStandIn(
+        **{name: value for name, value in credentials.items() if value},
+        tls_certificate=args.tls_cert,
+        ca_file=args.ca,
+        hostname=args.hostname,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    with stand_in.start(args.host, args.port):
+        print(f"graph stand-in on {stand_in.url} (mailbox {stand_in.mailbox_url})", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stopping.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

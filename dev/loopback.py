@@ -1,4 +1,4 @@
-"""The threaded HTTP server behind every local stand-in (provider, Graph, issuer, counting proxy).
+"""The threaded HTTP server behind every local stand-in (provider, Graph, issuer, counting proxy), and its TLS variant.
 
 Keep-alive (HTTP/1.1 handlers), Nagle off on every accepted socket, no DNS look-up of the host's
 name at bind time, quiet about clients that hang up, and a stop that also ends idle keep-alive
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 from http.server import ThreadingHTTPServer
@@ -75,3 +76,33 @@ class LoopbackServer(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join()
+
+
+class TlsLoopbackServer(LoopbackServer):
+    """The same server over TLS (the Graph stand-in, the issuer: msal and MSAL.js need https)."""
+
+    quiet_errors = (ConnectionError, ssl.SSLError)
+
+    def __init__(self, address: tuple[str, int], handler: type, context: ssl.SSLContext):
+        self._context = context
+        super().__init__(address, handler)
+
+    def wrap(self, connection: socket.socket) -> socket.socket:
+        # The handshake runs in the request's thread (process_request_thread), so a client that
+        # never completes one cannot stall the accept loop.
+        return self._context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            request.settimeout(5)
+            request.do_handshake()
+            request.settimeout(None)
+        except (ssl.SSLError, OSError):
+            self.shutdown_request(request)
+            return
+        super().process_request_thread(request, client_address)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"https://{host}:{port}"

@@ -1,10 +1,13 @@
 """The HTTP API's conventions (contract section 1), in one place for every handler.
 
-`endpoint` wraps a handler: body-size limit first, problems turned into problem responses, any
-other exception logged and answered with a 500 problem without internals, and one JSON log line
-per request: operation, meetingId, callerId (the public id), status, problem (its slug, or null) and
-durationMs. The Python worker forwards only the message to Application Insights, so the fields live in
-the message for KQL's `parse_json(message)` (docs/operations.md).
+`Endpoints(settings)` wraps each handler: on a deployment missing a setting, 503 `misconfigured`
+naming it (every route but health and the OpenAPI document); the body-size limit; problems turned
+into problem responses, any other exception logged and answered with a 500 problem without
+internals; and one JSON log line per request: operation, meetingId, callerId (the public id),
+status, problem (its slug, or null) and durationMs. The Python worker forwards only the message to
+Application Insights, so the fields live in the message for KQL's `parse_json(message)`
+(docs/operations.md). `background` does the same for queue and timer functions: on a misconfigured
+deployment they do nothing but log why.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import azure.functions as func
 from azure.core.exceptions import AzureError
 
 from shared import problems
+from shared.settings import Settings
 
 log = logging.getLogger("meetings.api")
 
@@ -31,7 +35,30 @@ _caller_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller_
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
-def endpoint(operation: str) -> Callable[[Handler], Handler]:
+class Endpoints:
+    def __init__(self, settings: Settings):
+        self._problems = settings.problems
+
+    def __call__(self, operation: str, always: bool = False) -> Callable[[Handler], Handler]:
+        """The wrapper of one HTTP function; `always`: serve even on a misconfigured deployment."""
+        return endpoint(operation, () if always else self._problems)
+
+    def background(self, function: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> None:
+            if self._problems:
+                log.error("%s skipped: the deployment is misconfigured (%s)", function.__name__, _names(self._problems))
+                return
+            function(*args, **kwargs)
+
+        return run
+
+
+def _names(settings_problems: tuple[str, ...]) -> str:
+    return ", ".join(problem.split(":", 1)[0] for problem in settings_problems)
+
+
+def endpoint(operation: str, misconfigured: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
         def run(req: func.HttpRequest) -> func.HttpResponse:
@@ -40,6 +67,11 @@ def endpoint(operation: str) -> Callable[[Handler], Handler]:
             # The problem's slug tells apart answers that share a status (503: storage or the provider).
             failure: problems.Problem | None = None
             try:
+                if misconfigured:
+                    raise problems.Misconfigured(
+                        f"This deployment is missing or has a malformed setting: {_names(misconfigured)}.",
+                        retry_after=300,
+                    )
                 if len(req.get_body() or b"") > MAX_BODY_BYTES:
                     raise problems.PayloadTooLarge(f"The body must be at most {MAX_BODY_BYTES} bytes.")
                 response = handler(req)

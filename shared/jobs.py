@@ -1,82 +1,53 @@
-"""Background jobs on the `jobs` queue: provider clean-ups and derived-data refreshes.
+"""Background jobs on the `jobs` queue: their kinds, how they are queued, and how a message is run.
 
-A security action (cancel, revoke, account closing) commits our own state first and then calls the
-provider; when the provider fails, the clean-up becomes a job here. A job whose dependency is
-unavailable is put back with a growing delay, so it is retried until it succeeds; any other
-failure goes through the queue's own retries to the poison queue, where an operator sees it.
+Which function handles which kind is wired in `function_app.py`, beside the queue trigger, so the route
+table shows every piece of background work. Every job is idempotent and keeps its own entry in the
+pending index (`shared.pending`) until it is done, so a lost or poisoned message is found by the sweep.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared import problems
-from shared.context import Context
+from shared import schema
+
+if TYPE_CHECKING:
+    from shared.context import Context
 
 log = logging.getLogger(__name__)
 
-QUEUE = "jobs"
-MAX_DELAY_SECONDS = 3600
-# A dependency that may come back: the job is retried later, not failed.
-UNAVAILABLE = (problems.ProviderUnavailable, problems.ProviderTimeout, problems.Unavailable)
-
 
 class Kind(StrEnum):
-    DEACTIVATE_MEETING = "deactivate-meeting"
-    REMOVE_PARTICIPANT = "remove-participant"
-    SET_PARTICIPANT_PRESET = "set-participant-preset"
-    REFRESH_INVITEE_INDEX = "refresh-invitee-index"
-    CLOSE_ACCOUNT = "close-account"
+    FOLLOW_UP = "follow-up"  # a meeting's follow-ups: provider, invitee index, mail (shared.followups)
+    CLOSE_ACCOUNT = "close-account"  # an account's closing (shared.accounts)
 
 
-def _handlers() -> dict[Kind, Any]:
-    from shared import accounts, invites, joins, meetings
-
-    return {
-        Kind.CLOSE_ACCOUNT: accounts.close_job,
-        Kind.DEACTIVATE_MEETING: meetings.deactivate_at_provider,
-        Kind.REMOVE_PARTICIPANT: joins.remove_participant_job,
-        Kind.SET_PARTICIPANT_PRESET: joins.set_preset_job,
-        Kind.REFRESH_INVITEE_INDEX: invites.refresh_index,
-    }
+Handler = Callable[["Context", dict[str, Any]], None]
 
 
-def enqueue(ctx: Context, kind: Kind, payload: dict[str, Any], attempt: int = 0, delay: int = 0) -> None:
-    message = json.dumps({"kind": kind.value, "payload": payload, "attempt": attempt}, separators=(",", ":"))
-    ctx.storage.queue(QUEUE).send_message(message, visibility_timeout=delay or None)
+def message(kind: Kind, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": kind.value, "payload": payload}
 
 
-def now_or_later(ctx: Context, kind: Kind, payload: dict[str, Any]) -> None:
-    """Run the job once, now, without retries (the answer must not wait); queue it when its dependency fails."""
+def enqueue(ctx: Context, kind: Kind, payload: dict[str, Any], delay: float = 0) -> None:
+    text = json.dumps(message(kind, payload), separators=(",", ":"))
+    ctx.storage.queue(schema.JOBS_QUEUE).send_message(text, visibility_timeout=round(delay) or None)
+
+
+def run(ctx: Context, text: str, handlers: Mapping[Kind, Handler]) -> None:
+    """Run one queued job. A message this app could not have written is logged and dropped (retrying
+    cannot help); a handler's failure raises, so the queue retries it and the sweep backs it up."""
     try:
-        _handlers()[kind](ctx, payload, inline=True)
-    except UNAVAILABLE:
-        enqueue(ctx, kind, payload)
-
-
-def run(ctx: Context, text: str) -> None:
-    message = json.loads(text)
-    kind = Kind(message["kind"])
-    payload = message["payload"]
-    try:
-        _handlers()[kind](ctx, payload)
-    except UNAVAILABLE as problem:
-        attempt = int(message.get("attempt", 0)) + 1
-        delay = min(MAX_DELAY_SECONDS, 2**attempt)
-        log.warning(
-            json.dumps(
-                {
-                    "operation": "jobs.run",
-                    "kind": kind.value,
-                    "retryInSeconds": delay,
-                    "attempt": attempt,
-                    "problem": problem.slug,
-                }
-            )
-        )
-        enqueue(ctx, kind, payload, attempt, delay)
+        parsed = json.loads(text)
+        kind, payload = Kind(parsed["kind"]), parsed["payload"]
+        if not isinstance(payload, dict):
+            raise TypeError("payload")
+    except (ValueError, KeyError, TypeError):
+        log.error(json.dumps({"operation": "jobs.run", "status": "bad-message"}))
         return
+    handlers[kind](ctx, payload)
     log.info(json.dumps({"operation": "jobs.run", "kind": kind.value, "status": "done"}))

@@ -1,9 +1,14 @@
 """Joining a meeting: who may join when, and exactly one provider participant per user.
 
-The caller's provider participant is a row in the meeting's partition (RowKey
-`m|{meeting}|p|{user id}`). The first join claims it with a conditional insert, batched with the
-invite's binding, so concurrent joins on any number of instances create one provider participant;
-the others wait for the claim to finish and reuse its fresh token.
+The caller's provider participant is a row in the meeting's partition (RowKey `m|{meeting}|p|{user id}`).
+The first join claims it with a conditional insert, batched with the invite's binding, so concurrent joins
+on any number of instances create one provider participant; the others wait for the claim to finish and
+reuse its fresh token. A claim taken over (its holder died) first looks the participant up at the
+provider, so a holder that died after the provider added it leaves no second participant.
+
+The final write is guarded by the claim's ETag: a revocation, decline or role change that committed while
+this join was adding the participant touches the row, and the join then checks the caller's right again
+and makes the provider match before answering.
 """
 
 from __future__ import annotations
@@ -11,18 +16,21 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
 
-from shared import jobs, meetings, problems, storage, times
+from shared import access, followups, meetings, problems, schema, times
+from shared.access import Action, Role
 from shared.auth import Caller, public_id
 from shared.context import Context
-from shared.provider import ParticipantGone
+from shared.meetings import Visible
+from shared.model import Invite, Meeting, Participant
+from shared.provider import ParticipantGone, ProviderParticipant
+from shared.storage import Batch, Stale
 
 log = logging.getLogger(__name__)
 
@@ -33,52 +41,91 @@ TOKEN_REUSE = timedelta(seconds=10)
 WAIT_FOR_CLAIM_SECONDS = 15.0
 
 
-def participant_row_key(meeting_id: str, user: str) -> str:
-    return f"{meetings.meeting_row_key(meeting_id)}|p|{user}"
-
-
 def custom_participant_id(ctx: Context, meeting_id: str, caller: Caller) -> str:
     """The provider's `custom_participant_id`: not reversible, not linkable across meetings."""
     return public_id(ctx.settings.id_hash_key, "participant", meeting_id, caller.tenant_id, caller.object_id)
 
 
-def check_window(ctx: Context, row: dict[str, Any], role: str, now) -> None:
-    starts_at = times.parse_rfc3339(row.get("startsAt") or "")
-    ends_at = times.parse_rfc3339(row.get("endsAt") or "")
-    opens = starts_at - timedelta(minutes=ctx.settings.join_early_minutes) if starts_at else None
-    closes = ends_at + timedelta(minutes=ctx.settings.join_grace_minutes) if ends_at else None
+def check_window(ctx: Context, meeting: Meeting, role: Role, now: datetime) -> None:
+    opens, closes = meeting.schedule.join_window(ctx.settings.join_early_minutes, ctx.settings.join_grace_minutes)
     window = {"joinOpensAt": times.format_utc(opens), "joinClosesAt": times.format_utc(closes)}
     if closes is not None and now > closes:
         raise problems.JoinWindow(f"The meeting closed for joining at {window['joinClosesAt']}.", **window)
-    if opens is not None and role == "participant" and now < opens:
+    if opens is not None and not access.allows(role, Action.JOIN_BEFORE_WINDOW) and now < opens:
         raise problems.JoinWindow(f"The meeting opens for joining at {window['joinOpensAt']}.", **window)
 
 
+class _Changed(Exception):
+    """The caller's participant row changed while this join added them (see `_remember`)."""
+
+
 def join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
-    ctx.limits.take("join", caller.id)
+    try:
+        return _join(ctx, caller, meeting_id)
+    except _Changed:
+        # Someone changed the caller's right while this join added their participant. The follow-up makes
+        # the provider match our tables (adopting the participant with their current preset, or removing
+        # it); then the join runs again, and answers from what our tables say now (or 404, 409).
+        return _join(ctx, caller, meeting_id)
+
+
+def _join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
     visible = meetings.load(ctx, caller, meeting_id)
-    meeting = visible.row
-    if meeting.get("cancelledAt"):
+    access.require(visible.role, Action.JOIN, "You cannot join this meeting.")
+    meeting = visible.meeting
+    if meeting.cancelled:
         raise problems.Cancelled("The meeting is cancelled.")
     now = ctx.clock()
     check_window(ctx, meeting, visible.role, now)
-    host_preset, participant_preset = ctx.settings.presets_for(meeting["provider"])
-    preset = participant_preset if visible.role == "participant" else host_preset
-    provider = ctx.provider(meeting["provider"])
-    table = ctx.storage.table(meetings.MEETINGS_TABLE)
-
+    preset = access.preset(ctx.settings, meeting.provider, visible.role)
     participant = visible.participant
-    if participant is not None and participant.get("participantId"):
-        if participant.get("preset") == preset and _fresh(participant, now):
-            return _join_body(meeting, participant["participantId"], participant["token"], visible.role, preset)
-        try:
-            token = provider.refresh_token(meeting["providerMeetingId"], participant["participantId"])
-        except ParticipantGone:
-            # Deleted at the provider behind our back: add it again under a new claim.
-            return _claim_and_add(ctx, caller, visible, preset, now, takeover=participant)
-        _remember_token(table, participant, participant["participantId"], token, preset, now)
-        return _join_body(meeting, participant["participantId"], token, visible.role, preset)
+    if participant is None and (visible.role == Role.GUEST or _binds(visible)):
+        # Before the claim: account closing finds the meetings of others a user was ever added to here.
+        _note_participation(ctx, caller, meeting)
+    if participant is not None and participant.participant_id and not participant.uncertain:
+        return _rejoin(ctx, caller, visible, participant, preset, now)
     return _claim_and_add(ctx, caller, visible, preset, now, takeover=participant)
+
+
+def _binds(visible: Visible) -> bool:
+    """Whether this join binds the caller's invite (its first join with it)."""
+    invite = visible.invite
+    return invite is not None and (invite.status != "accepted" or not invite.bound_to)
+
+
+def _bound(visible: Visible, caller: Caller, now: datetime) -> Invite | None:
+    """The caller's invite bound to them and accepted, when this join is what binds it."""
+    if not _binds(visible):
+        return None
+    invite = visible.invite
+    return invite.replace(status="accepted", bound_to=caller.id, accepted_at=invite.accepted_at or now)
+
+
+def _note_participation(ctx: Context, caller: Caller, meeting: Meeting) -> None:
+    ctx.storage.table(schema.PARTICIPATIONS).upsert_entity(
+        {"PartitionKey": caller.id, "RowKey": meeting.id, "ownerId": meeting.owner_id}
+    )
+
+
+def _rejoin(ctx: Context, caller: Caller, visible: Visible, participant: Participant, preset: str, now: datetime):
+    meeting = visible.meeting
+    if participant.preset == preset and _fresh(participant, now):
+        return _join_body(meeting, participant.participant_id, participant.token, visible.role, preset)
+    provider = ctx.provider(meeting.provider)
+    try:
+        if participant.preset != preset:
+            # The role changed since the provider last heard (a demotion, a declined host invited again as
+            # participant): the preset follows now, and its answer carries a token for the new preset.
+            token = provider.set_participant_preset(
+                meeting.provider_meeting_id, participant.participant_id, preset
+            ).token
+        else:
+            token = provider.refresh_token(meeting.provider_meeting_id, participant.participant_id)
+    except ParticipantGone:
+        # Deleted at the provider behind our back: add it again under a new claim.
+        return _claim_and_add(ctx, caller, visible, preset, now, takeover=participant)
+    _remember(ctx, caller, visible, participant, participant.participant_id, token, preset, now)
+    return _join_body(meeting, participant.participant_id, token, visible.role, preset)
 
 
 @dataclass(frozen=True)
@@ -88,160 +135,190 @@ class _Joined:
     body: dict[str, Any]
 
 
-def _claim_and_add(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str, now, takeover):
+def _claim_and_add(ctx: Context, caller: Caller, visible: Visible, preset: str, now: datetime, takeover):
     claimed = _claim(ctx, caller, visible, preset, now, takeover)
     if isinstance(claimed, _Joined):
         return claimed.body
     return _add(ctx, caller, visible, claimed, preset, now)
 
 
-def _fresh(participant: dict[str, Any], now) -> bool:
-    token_at = times.parse_rfc3339(participant.get("tokenAt") or "")
-    return bool(participant.get("token")) and token_at is not None and now - token_at <= TOKEN_REUSE
+def _fresh(participant: Participant, now: datetime) -> bool:
+    return bool(participant.token) and participant.token_at is not None and now - participant.token_at <= TOKEN_REUSE
 
 
-def _claim(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str, now, takeover):
+def _claim(ctx: Context, caller: Caller, visible: Visible, preset: str, now: datetime, takeover: Participant | None):
     """Claim the right to add the caller's participant (the claim row), or wait for whoever holds it."""
-    meeting = visible.row
-    table = ctx.storage.table(meetings.MEETINGS_TABLE)
-    claim = {
-        "PartitionKey": meeting["PartitionKey"],
-        "RowKey": participant_row_key(meeting["id"], caller.id),
-        "userId": caller.id,
-        "customParticipantId": custom_participant_id(ctx, meeting["id"], caller),
-        "preset": preset,
-        "claimUntil": times.format_utc(now + CLAIM_LEASE),
-        "uncertain": bool(takeover is not None and takeover.get("uncertain")),
-        "participantId": "",
-        "token": "",
-        "tokenAt": "",
-    }
+    meeting = visible.meeting
+    claim = Participant(
+        meeting_id=meeting.id,
+        partition=meeting.partition,
+        user_id=caller.id,
+        custom_participant_id=custom_participant_id(ctx, meeting.id, caller),
+        preset=preset,
+        role=visible.role.value,
+        claim_until=now + CLAIM_LEASE,
+        # Taking over a claim whose holder died: it may have added the participant before dying.
+        uncertain=takeover is not None,
+        invite_ids=tuple(meetings.candidate_invite_ids(caller)),
+    )
+    batch = ctx.storage.batch(schema.MEETINGS, meeting.partition)
     if takeover is not None:
-        lease = times.parse_rfc3339(takeover.get("claimUntil") or "")
-        if not takeover.get("participantId") and lease is not None and lease > now and not takeover.get("uncertain"):
+        if not takeover.participant_id and not takeover.claim_expired(now) and not takeover.uncertain:
             return _wait_for_claim(ctx, caller, visible, preset)
-        operations: list[tuple] = [storage.if_unchanged(claim, takeover.metadata["etag"])]
+        batch.update(claim.row(), takeover.etag)
     else:
-        operations = [("create", claim)]
-    invite = visible.invite
-    if invite is not None and (invite["status"] != "accepted" or not invite.get("boundTo")):
-        # The first join binds the invite to this identity: from now on only it can use the invite.
-        bound = {
-            **invite,
-            "status": "accepted",
-            "boundTo": caller.id,
-            "acceptedAt": invite.get("acceptedAt") or times.format_utc(now),
-        }
-        operations.append(storage.if_unchanged(bound, invite.metadata["etag"]))
+        batch.create(claim.row())
+    # The first join binds the invite to this identity: from now on only it can use the invite.
+    bound = _bound(visible, caller, now)
+    if bound is not None:
+        batch.update(bound.row(), visible.invite.etag)
     try:
-        results = table.submit_transaction(operations)
-    except TableTransactionError as error:
-        if error.status_code in (409, 412):
-            return _wait_for_claim(ctx, caller, visible, preset)
-        raise
-    claim["etag"] = results[0]["etag"]
-    return claim
+        results = batch.commit()
+    except Stale:
+        return _wait_for_claim(ctx, caller, visible, preset)
+    if bound is not None:
+        _index_binding(ctx, bound, meeting)
+    return claim.replace(etag=results[0]["etag"])
 
 
-def _wait_for_claim(ctx: Context, caller: Caller, visible: meetings.Visible, preset: str):
+def _index_binding(ctx: Context, invite: Invite, meeting: Meeting) -> None:
+    """The invitee index learns the binding at once, so the list never shows the meeting to another identity
+    with the same address; if this write fails, the meeting's follow-up writes it."""
+    try:
+        followups.index_now(ctx, invite, meeting)
+    except AzureError as error:
+        log.warning("join: the invitee index missed a binding (%s); the follow-up writes it", type(error).__name__)
+        _follow_up(ctx, meeting, invites=[invite.id])
+
+
+def _wait_for_claim(ctx: Context, caller: Caller, visible: Visible, preset: str):
     """Another request holds the claim: wait for its participant, then share its token."""
-    meeting = visible.row
-    table = ctx.storage.table(meetings.MEETINGS_TABLE)
+    meeting = visible.meeting
+    table = ctx.storage.table(schema.MEETINGS)
     deadline = time.monotonic() + WAIT_FOR_CLAIM_SECONDS
     delay = 0.05
     while time.monotonic() < deadline:
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
         try:
-            row = table.get_entity(meeting["PartitionKey"], participant_row_key(meeting["id"], caller.id))
+            row = Participant.from_row(
+                table.get_entity(meeting.partition, schema.participant_key(meeting.id, caller.id))
+            )
         except ResourceNotFoundError:
             # The holder failed and released its claim: this request may try in its turn.
-            return _claim(ctx, caller, meetings.load(ctx, caller, meeting["id"]), preset, ctx.clock(), None)
-        if row.get("participantId") and row.get("token"):
-            return _Joined(_join_body(meeting, row["participantId"], row["token"], visible.role, row["preset"]))
-        lease = times.parse_rfc3339(row.get("claimUntil") or "")
-        if row.get("uncertain") or lease is None or lease <= ctx.clock():
+            return _claim(ctx, caller, meetings.load(ctx, caller, meeting.id), preset, ctx.clock(), None)
+        if row.participant_id and row.token:
+            return _Joined(_join_body(meeting, row.participant_id, row.token, visible.role, row.preset))
+        if row.uncertain or row.claim_expired(ctx.clock()):
             return _claim(ctx, caller, visible, preset, ctx.clock(), takeover=row)
     raise problems.Unavailable("Joining is taking longer than usual; retry.", retry_after=2)
 
 
-def _add(ctx: Context, caller: Caller, visible: meetings.Visible, claim: dict[str, Any], preset: str, now):
-    meeting = visible.row
-    provider = ctx.provider(meeting["provider"])
-    table = ctx.storage.table(meetings.MEETINGS_TABLE)
-    provider_meeting = meeting["providerMeetingId"]
+def _add(ctx: Context, caller: Caller, visible: Visible, claim: Participant, preset: str, now: datetime):
+    meeting = visible.meeting
+    provider = ctx.provider(meeting.provider)
+    pmid = meeting.provider_meeting_id
     try:
-        found = (
-            provider.find_participant(provider_meeting, claim["customParticipantId"]) if claim["uncertain"] else None
-        )
+        found = provider.find_participant(pmid, claim.custom_participant_id) if claim.uncertain else None
         if found is not None:
             participant_id = found.id
             if found.preset_name != preset:
-                provider.set_participant_preset(provider_meeting, participant_id, preset)
-            token = provider.refresh_token(provider_meeting, participant_id)
+                token = provider.set_participant_preset(pmid, participant_id, preset).token
+            else:
+                token = provider.refresh_token(pmid, participant_id)
         else:
-            added = provider.add_participant(
-                provider_meeting,
-                custom_participant_id=claim["customParticipantId"],
-                name=caller.name or None,
-                preset_name=preset,
+            added: ProviderParticipant = provider.add_participant(
+                pmid, custom_participant_id=claim.custom_participant_id, name=caller.name or None, preset_name=preset
             )
             participant_id, token = added.id, added.token
     except problems.ProviderTimeout:
         # It may have been added after all: the next join looks it up before adding again.
-        _mark_uncertain(table, claim)
+        _mark_uncertain(ctx, claim)
         raise
     except problems.Problem:
-        _release(table, claim)
+        _release(ctx, claim)
         raise
-    _remember_token(table, claim, participant_id, token, preset, now)
+    try:
+        _remember(ctx, caller, visible, claim, participant_id, token, preset, now)
+    except AzureError:
+        # The provider has the participant, our row does not say so: the next join looks it up first.
+        _mark_uncertain(ctx, claim)
+        raise
     return _join_body(meeting, participant_id, token, visible.role, preset)
 
 
-def _mark_uncertain(table: Any, claim: dict[str, Any]) -> None:
+def _remember(
+    ctx: Context,
+    caller: Caller,
+    visible: Visible,
+    row: Participant,
+    participant_id: str,
+    token: str,
+    preset: str,
+    now: datetime,
+) -> None:
+    """Store the participant and its fresh token, if the row is as we left it; else `_Changed`."""
+    stored = row.replace(
+        participant_id=participant_id,
+        token=token,
+        token_at=now,
+        preset=preset,
+        role=visible.role.value,
+        claim_until=None,
+        uncertain=False,
+        invite_ids=tuple(meetings.candidate_invite_ids(caller)),
+    )
+    batch = ctx.storage.batch(schema.MEETINGS, row.partition)
+    batch.update(stored.row(), row.etag, merge=True)
+    bound = _bound(visible, caller, now) if row.participant_id else None  # a guest's later invite, say
+    if bound is not None:
+        batch.update(bound.row(), visible.invite.etag)
     try:
-        table.update_entity(
-            {"PartitionKey": claim["PartitionKey"], "RowKey": claim["RowKey"], "uncertain": True},
+        batch.commit()
+        if bound is not None:
+            _index_binding(ctx, bound, visible.meeting)
+    except Stale:
+        # Keep what the provider said, without a token to share, for the follow-up to adopt or remove.
+        unsure = stored.replace(token="", token_at=None, uncertain=True)
+        _follow_up(ctx, visible.meeting, users=[caller.id], before=lambda batch: batch.upsert(unsure.row(), merge=True))
+        raise _Changed from None
+
+
+def _follow_up(ctx: Context, meeting: Meeting, before: Any = None, **marks: Any) -> None:
+    """Mark (and run inline) a follow-up of the meeting, in a batch of its own."""
+    batch = Batch(ctx.storage.table(schema.MEETINGS), meeting.partition)
+    if before is not None:
+        before(batch)
+    followups.mark(ctx, batch, meeting, **marks)
+    batch.commit()
+
+
+def _mark_uncertain(ctx: Context, claim: Participant) -> None:
+    try:
+        ctx.storage.table(schema.MEETINGS).update_entity(
+            {"PartitionKey": claim.partition, "RowKey": claim.key, "uncertain": True, "claimUntil": ""},
             mode=UpdateMode.MERGE,
         )
-    except Exception as error:  # the lease expires anyway; the next join then looks the participant up
+    except Exception as error:  # the lease expires anyway; a takeover then looks the participant up
         log.warning("join: could not mark a claim uncertain: %s", type(error).__name__)
 
 
-def _release(table: Any, claim: dict[str, Any]) -> None:
+def _release(ctx: Context, claim: Participant) -> None:
+    batch = ctx.storage.batch(schema.MEETINGS, claim.partition)
+    batch.delete(claim.key, claim.etag)
     try:
-        table.delete_entity(
-            claim["PartitionKey"], claim["RowKey"], etag=claim["etag"], match_condition=MatchConditions.IfNotModified
-        )
+        batch.commit()
     except Exception as error:  # the lease expires anyway
         log.warning("join: could not release a claim: %s", type(error).__name__)
 
 
-def _remember_token(table: Any, row: dict[str, Any], participant_id: str, token: str, preset: str, now) -> None:
-    entity = {
-        "PartitionKey": row["PartitionKey"],
-        "RowKey": row["RowKey"],
-        "participantId": participant_id,
-        "token": token,
-        "tokenAt": times.format_utc(now),
-        "preset": preset,
-        "claimUntil": "",
-        "uncertain": False,
-    }
-    try:
-        table.update_entity(entity, mode=UpdateMode.MERGE)
-    except ResourceNotFoundError:
-        # Revoked while we were joining: the revocation removes the provider participant.
-        raise problems.NotFound("No such meeting.") from None
-
-
-def _join_body(meeting: dict[str, Any], participant_id: str, token: str, role: str, preset: str) -> dict[str, Any]:
+def _join_body(meeting: Meeting, participant_id: str, token: str, role: Role, preset: str) -> dict[str, Any]:
     return {
-        "provider": meeting["provider"],
-        "providerMeetingId": meeting["providerMeetingId"],
+        "provider": meeting.provider,
+        "providerMeetingId": meeting.provider_meeting_id,
         "participantId": participant_id,
         "authToken": token,
-        "role": role,
+        "role": role.value,
         "preset": preset,
         "expiresAt": token_expiry(token),
     }
@@ -262,91 +339,10 @@ def token_expiry(token: str) -> str | None:
         return None
 
 
-# Removing and changing participants ------------------------------------------------------------
-
-
-def participant_for(ctx: Context, meeting: dict[str, Any], user: str) -> Any | None:
-    if not user:
-        return None
-    try:
-        return ctx.storage.table(meetings.MEETINGS_TABLE).get_entity(
-            meeting["PartitionKey"], participant_row_key(meeting["id"], user)
-        )
-    except ResourceNotFoundError:
-        return None
-
-
-def remove_at_provider(ctx: Context, meeting: dict[str, Any], participant: dict[str, Any]) -> None:
-    """Kick (if live) and delete the provider participant so its token stops working."""
-    payload = {
-        "provider": meeting["provider"],
-        "providerMeetingId": meeting["providerMeetingId"],
-        "participantId": participant.get("participantId") or "",
-        "customParticipantId": participant["customParticipantId"],
-    }
-    jobs.now_or_later(ctx, jobs.Kind.REMOVE_PARTICIPANT, payload)
-
-
-def remove_participant_job(ctx: Context, payload: dict[str, Any], inline: bool = False) -> None:
-    provider = ctx.provider(payload["provider"])
-    provider = provider.once() if inline else provider
-    meeting_id = payload["providerMeetingId"]
-    participant_id = payload["participantId"]
-    if not participant_id:
-        found = provider.find_participant(meeting_id, payload["customParticipantId"])
-        if found is None:
-            return
-        participant_id = found.id
-    if provider.active_session(meeting_id) is not None:
-        provider.kick(meeting_id, custom_participant_ids=[payload["customParticipantId"]])
-    provider.delete_participant(meeting_id, participant_id)
-
-
-def apply_role_change(ctx: Context, meeting: dict[str, Any], invite: dict[str, Any]) -> None:
-    """A changed role takes effect at once: new preset, and a kick if live (no lingering host powers)."""
-    participant = participant_for(ctx, meeting, invite.get("boundTo") or "")
-    if participant is None or not participant.get("participantId"):
-        return
-    host_preset, participant_preset = ctx.settings.presets_for(meeting["provider"])
-    preset = host_preset if invite["role"] == "host" else participant_preset
-    try:
-        ctx.storage.table(meetings.MEETINGS_TABLE).update_entity(
-            {
-                "PartitionKey": participant["PartitionKey"],
-                "RowKey": participant["RowKey"],
-                "preset": preset,
-                "token": "",
-                "tokenAt": "",
-            },
-            mode=UpdateMode.MERGE,
-            etag=participant.metadata["etag"],
-            match_condition=MatchConditions.IfNotModified,
-        )
-    except ResourceModifiedError:
-        log.info("role change: participant row changed meanwhile; the provider update still runs")
-    payload = {
-        "provider": meeting["provider"],
-        "providerMeetingId": meeting["providerMeetingId"],
-        "participantId": participant["participantId"],
-        "customParticipantId": participant["customParticipantId"],
-        "preset": preset,
-    }
-    jobs.now_or_later(ctx, jobs.Kind.SET_PARTICIPANT_PRESET, payload)
-
-
-def set_preset_job(ctx: Context, payload: dict[str, Any], inline: bool = False) -> None:
-    provider = ctx.provider(payload["provider"])
-    provider = provider.once() if inline else provider
-    provider.set_participant_preset(payload["providerMeetingId"], payload["participantId"], payload["preset"])
-    if provider.active_session(payload["providerMeetingId"]) is not None:
-        provider.kick(payload["providerMeetingId"], custom_participant_ids=[payload["customParticipantId"]])
-
-
 def end(ctx: Context, caller: Caller, meeting_id: str) -> None:
     visible = meetings.load(ctx, caller, meeting_id)
-    if visible.role == "participant":
-        raise problems.Forbidden("Only the owner and hosts can end the meeting for everyone.")
-    provider = ctx.provider(visible.row["provider"])
-    if provider.active_session(visible.row["providerMeetingId"]) is None:
+    access.require(visible.role, Action.END, "Only the owner and hosts can end the meeting for everyone.")
+    provider = ctx.provider(visible.meeting.provider)
+    if provider.active_session(visible.meeting.provider_meeting_id) is None:
         raise problems.Conflict("Nothing is live in this meeting.")
-    provider.kick_all(visible.row["providerMeetingId"])
+    provider.kick_all(visible.meeting.provider_meeting_id)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from shared import problems
 
-DEFAULTS = {"create": 30, "invite": 300, "join": 60}
+DEFAULTS = {"create": 30, "invite": 300, "join": 60, "end": 60}
 WINDOW_SECONDS = 60.0
 
 

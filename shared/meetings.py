@@ -1,218 +1,208 @@
 """Meetings: create, read, list, edit and cancel, on Table Storage (design in docs/data-model.md).
 
-An owner's meetings live in one partition of the `Meetings` table (PartitionKey = the owner's
-public id): the meeting row, its invites, its owner-index row (sorted for listing) and the owner's
-idempotency records. One partition means one atomic batch per change and one request per read.
-A meeting id is the owner's partition key followed by 16 random characters, so a GET needs no
-lookup table.
+An owner's meetings live in one partition of the `Meetings` table (PartitionKey = the owner's public
+id): the meeting row, its invites, participants, outbox records and follow-up markers, its owner-index
+row (sorted for listing) and the owner's idempotency records. One partition means one atomic batch per
+change and one request per read. A meeting id is the owner's partition key followed by 16 random
+characters, so a GET needs no lookup table.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 
-from shared import invites, jobs, joins, mail, problems, storage, times
+from shared import (
+    access,
+    cursors,
+    followups,
+    outbox,
+    problems,
+    provider_meetings,
+    retention,
+    schema,
+    storage,
+    times,
+    validation,
+)
+from shared.access import Access, Action, Role
 from shared.auth import Caller
 from shared.context import Context
+from shared.mail import INVITED
+from shared.model import Invite, Meeting, Participant, Schedule
+from shared.storage import Batch
 
 log = logging.getLogger(__name__)
 
-MEETINGS_TABLE = "Meetings"
-PROVIDER_MEETINGS_TABLE = "ProviderMeetings"
-
-OWNER_ID_LENGTH = 22
-MEETING_ID = re.compile(r"^[A-Za-z0-9_-]{38}$")
 IDEMPOTENCY_TTL = timedelta(hours=24)
 IDEMPOTENCY_LEASE = timedelta(seconds=60)
+MAX_INVITEES_PER_CALL = 50
 
-CREATE_FIELDS = {"title", "description", "startsAt", "endsAt", "timeZone", "invitees", "settings"}
-PATCH_FIELDS = {"title", "description", "startsAt", "endsAt", "timeZone"}
-
-
-# Keys -------------------------------------------------------------------------------------------
-
-
-def new_meeting_id(owner_id: str) -> str:
-    return owner_id + secrets.token_urlsafe(12)
+CREATE_FIELDS = frozenset({"title", "description", "startsAt", "endsAt", "timeZone", "access", "invitees", "settings"})
+PATCH_FIELDS = frozenset({"title", "description", "startsAt", "endsAt", "timeZone", "access"})
+ACCESS_VALUES = tuple(value.value for value in Access)
+INVITE_ROLES = tuple(role.value for role in access.INVITE_ROLES)
 
 
-def owner_partition(meeting_id: str) -> str | None:
-    """The partition holding the meeting, or None for an id that cannot be one of ours."""
-    return meeting_id[:OWNER_ID_LENGTH] if isinstance(meeting_id, str) and MEETING_ID.match(meeting_id) else None
+# Input ------------------------------------------------------------------------------------------------------
 
 
-def meeting_row_key(meeting_id: str) -> str:
-    return f"m|{meeting_id}"
-
-
-def index_row_key(row: dict[str, Any]) -> str:
-    """Owner-index key: scheduled meetings by start, then unscheduled ones newest first."""
-    starts_at = row.get("startsAt")
-    if starts_at:
-        sort = "0" + times.parse_rfc3339(starts_at).strftime("%Y%m%dT%H%M%S%f")
-    else:
-        created = times.parse_rfc3339(row["createdAt"])
-        sort = "1" + str(10**16 - int(created.timestamp() * 1000)).zfill(17)
-    return f"s|{sort}|{row['id']}"
-
-
-def _hash(value: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(value.encode("utf-8")).digest()).decode()[:22]
-
-
-# Validation -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Invitee:
+    email: str
+    role: Role
 
 
 @dataclass(frozen=True)
 class Draft:
     title: str
     description: str
-    starts_at: datetime | None
-    ends_at: datetime | None
-    time_zone: str
+    schedule: Schedule
+    access: Access
     record_on_start: bool
-    invitees: tuple[dict[str, str], ...]
+    invitees: tuple[Invitee, ...]
+
+
+def parse_invitee(entry: Any, pointer: str) -> Invitee:
+    entry = validation.obj(entry, pointer, "must be an object with email and role")
+    validation.reject_unknown(entry, {"email", "role"}, pointer)
+    email = validation.email(entry.get("email"), f"{pointer}/email")
+    role = validation.choice(entry.get("role", Role.PARTICIPANT.value), f"{pointer}/role", INVITE_ROLES)
+    return Invitee(email, Role(role))
+
+
+def parse_invitees(value: Any, pointer: str, low: int) -> tuple[Invitee, ...]:
+    if not isinstance(value, list) or not low <= len(value) <= MAX_INVITEES_PER_CALL:
+        raise validation.invalid(pointer, f"must be a list of {low} to {MAX_INVITEES_PER_CALL} invitees")
+    invitees = tuple(parse_invitee(entry, f"{pointer}/{i}") for i, entry in enumerate(value))
+    seen: set[str] = set()
+    for i, invitee in enumerate(invitees):
+        if invitee.email in seen:
+            raise validation.invalid(f"{pointer}/{i}/email", "is listed twice")
+        seen.add(invitee.email)
+    return invitees
 
 
 def parse_create(body: Any) -> Draft:
-    if not isinstance(body, dict):
-        raise problems.Validation.field("", "must be a JSON object")
-    _reject_unknown(body, CREATE_FIELDS)
+    body = validation.obj(body, "")
+    validation.reject_unknown(body, CREATE_FIELDS)
     fields = _parse_fields(body, required_title=True)
-    settings = body.get("settings", {})
-    if not isinstance(settings, dict):
-        raise problems.Validation.field("/settings", "must be an object")
-    _reject_unknown(settings, {"recordOnStart"}, "/settings")
-    record_on_start = settings.get("recordOnStart", False)
-    if not isinstance(record_on_start, bool):
-        raise problems.Validation.field("/settings/recordOnStart", "must be true or false")
-    invitees = body.get("invitees", [])
-    if not isinstance(invitees, list) or len(invitees) > 50:
-        raise problems.Validation.field("/invitees", "must be a list of at most 50 invitees")
-    parsed = tuple(invites.parse_invitee(entry, f"/invitees/{i}") for i, entry in enumerate(invitees))
-    draft = Draft(
+    settings = validation.obj(body.get("settings", {}), "/settings", "must be an object")
+    validation.reject_unknown(settings, {"recordOnStart"}, "/settings")
+    record_on_start = validation.boolean(settings.get("recordOnStart", False), "/settings/recordOnStart")
+    invitees = parse_invitees(body.get("invitees", []), "/invitees", 0)
+    schedule = Schedule(fields.get("startsAt"), fields.get("endsAt"), fields.get("timeZone") or "UTC")
+    _check_schedule(schedule)
+    return Draft(
         title=fields["title"],
         description=fields.get("description") or "",
-        starts_at=fields.get("startsAt"),
-        ends_at=fields.get("endsAt"),
-        time_zone=fields.get("timeZone") or "UTC",
+        schedule=schedule,
+        access=Access(fields.get("access") or Access.INVITED),
         record_on_start=record_on_start,
-        invitees=parsed,
+        invitees=invitees,
     )
-    _check_schedule(draft.starts_at, draft.ends_at)
-    return draft
 
 
 def parse_patch(body: Any) -> dict[str, Any]:
     """The merge patch as {field: parsed value or None (clear)}."""
-    if not isinstance(body, dict):
-        raise problems.Validation.field("", "must be a JSON object (a merge patch)")
-    _reject_unknown(body, PATCH_FIELDS)
-    if "title" in body and body["title"] is None:
-        raise problems.Validation.field("/title", "cannot be cleared")
-    if "timeZone" in body and body["timeZone"] is None:
-        raise problems.Validation.field("/timeZone", "cannot be cleared")
+    body = validation.obj(body, "", "must be a JSON object (a merge patch)")
+    validation.reject_unknown(body, PATCH_FIELDS)
+    for name in ("title", "timeZone", "access"):
+        if name in body and body[name] is None:
+            raise validation.invalid(f"/{name}", "cannot be cleared")
     return _parse_fields(body, required_title=False)
-
-
-def _reject_unknown(body: dict[str, Any], allowed: set[str], prefix: str = "") -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        pointer = f"{prefix}/{_escape_pointer(unknown[0])}"
-        raise problems.Validation(
-            f"Unknown field {pointer}.",
-            errors=[{"field": f"{prefix}/{_escape_pointer(name)}", "message": "unknown field"} for name in unknown],
-        )
-
-
-def _escape_pointer(name: str) -> str:
-    return name.replace("~", "~0").replace("/", "~1")
 
 
 def _parse_fields(body: dict[str, Any], required_title: bool) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     if "title" in body or required_title:
-        title = body.get("title")
-        if not isinstance(title, str) or not title.strip() or len(title) > 200:
-            raise problems.Validation.field("/title", "must be a string of 1 to 200 characters")
-        parsed["title"] = title
+        parsed["title"] = validation.text(body.get("title"), "/title", low=1, high=200)
     if "description" in body:
-        description = body["description"]
-        if description is not None and (not isinstance(description, str) or len(description) > 2000):
-            raise problems.Validation.field("/description", "must be a string of at most 2000 characters")
-        parsed["description"] = description
+        value = body["description"]
+        parsed["description"] = (
+            None if value is None else validation.text(value, "/description", low=0, high=2000, multiline=True)
+        )
     for name in ("startsAt", "endsAt"):
         if name in body:
-            value = body[name]
-            if value is None:
-                parsed[name] = None
-                continue
-            instant = times.parse_rfc3339(value)
-            if instant is None:
-                raise problems.Validation.field(f"/{name}", "must be an RFC 3339 date-time with an offset")
-            parsed[name] = instant
-    if "timeZone" in body and body["timeZone"] is not None:
-        if not times.valid_zone(body["timeZone"]):
-            raise problems.Validation.field("/timeZone", "must be an IANA time zone name")
-        parsed["timeZone"] = body["timeZone"]
+            parsed[name] = None if body[name] is None else validation.instant(body[name], f"/{name}")
+    if body.get("timeZone") is not None:
+        parsed["timeZone"] = validation.zone(body["timeZone"], "/timeZone")
+    if body.get("access") is not None:
+        parsed["access"] = Access(validation.choice(body["access"], "/access", ACCESS_VALUES))
     return parsed
 
 
-def _check_schedule(starts_at: datetime | None, ends_at: datetime | None) -> None:
-    if starts_at and ends_at and ends_at <= starts_at:
-        raise problems.Validation.field("/endsAt", "must be after startsAt")
+def _check_schedule(schedule: Schedule) -> None:
+    if schedule.starts_at and schedule.ends_at and schedule.ends_at <= schedule.starts_at:
+        raise validation.invalid("/endsAt", "must be after startsAt")
 
 
-# Rendering --------------------------------------------------------------------------------------
+# Read -------------------------------------------------------------------------------------------------------
 
 
-def status_of(row: dict[str, Any]) -> str:
-    if row.get("cancelledAt"):
-        return "cancelled"
-    return {"live": "live", "ended": "ended"}.get(row.get("activity") or "", "scheduled")
+@dataclass
+class Visible:
+    """A meeting as one caller may see it: the meeting, the caller's role, their invite and participant."""
+
+    meeting: Meeting
+    role: Role
+    invite: Invite | None
+    participant: Participant | None
+    addressed: tuple[Invite, ...]  # every invite addressed to the caller's verified addresses
+
+    def render(self) -> dict[str, Any]:
+        return self.meeting.render(self.role)
 
 
-def render(row: dict[str, Any], role: str) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "version": row["version"],
-        "title": row["title"],
-        "description": row.get("description") or "",
-        "status": status_of(row),
-        "startsAt": row.get("startsAt") or None,
-        "endsAt": row.get("endsAt") or None,
-        "timeZone": row["timeZone"],
-        "owner": {"id": row["ownerId"], "name": row.get("ownerName") or ""},
-        "myRole": role,
-        "provider": row["provider"],
-        "providerMeetingId": row["providerMeetingId"],
-        "createdAt": row["createdAt"],
-        "updatedAt": row["updatedAt"],
-    }
+def load(ctx: Context, caller: Caller, meeting_id: str) -> Visible:
+    """The meeting and the caller's relation to it, in one storage request; 404 when none.
+
+    One range query bounded to the meeting's rows picks the meeting row, the invites addressed to
+    the caller's verified addresses and the caller's provider participant.
+    """
+    partition = schema.owner_partition(meeting_id)
+    if partition is None:
+        raise problems.NotFound("No such meeting.")
+    low, high = schema.meeting_range(meeting_id)
+    wanted = {"meeting": low, "participant": schema.participant_key(meeting_id, caller.id)}
+    for n, identifier in enumerate(candidate_invite_ids(caller)):
+        wanted[f"invite{n}"] = schema.invite_key(meeting_id, identifier)
+    # The range bounds the server's work to this meeting's rows; the equalities pick a few of them.
+    query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and ( {} )".format(
+        " or ".join(f"RowKey eq @{name}" for name in wanted)
+    )
+    rows = ctx.storage.table(schema.MEETINGS).query_entities(
+        query, parameters={"pk": partition, "low": low, "high": high, **wanted}
+    )
+    meeting, participant, invites = None, None, []
+    for row in rows:
+        if row["RowKey"] == wanted["meeting"]:
+            meeting = Meeting.from_row(row)
+        elif row["RowKey"] == wanted["participant"]:
+            participant = Participant.from_row(row)
+        else:
+            invites.append(Invite.from_row(row))
+    if meeting is None:
+        raise problems.NotFound("No such meeting.")
+    relation = access.relation(caller.id, meeting, invites)
+    if relation is None:
+        raise problems.NotFound("No such meeting.")
+    role, invite = relation
+    return Visible(meeting, role, invite, participant, tuple(invites))
 
 
-def etag(row: dict[str, Any]) -> str:
-    return f'"{row["version"]}"'
+def candidate_invite_ids(caller: Caller) -> list[str]:
+    return [schema.invite_id(address) for address in caller.verified_emails]
 
 
-def meeting_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """The meeting's own properties (what the index row copies), without table metadata."""
-    return {key: value for key, value in row.items() if key not in ("PartitionKey", "RowKey") and value is not None}
-
-
-# Create -----------------------------------------------------------------------------------------
+# Create -----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -221,18 +211,14 @@ class Created:
     replayed: bool = False
 
 
-def create(ctx: Context, caller: Caller, body: Any, idempotency_key: str | None) -> Created:
-    draft = parse_create(body)
-    if draft.invitees:
-        ctx.limits.take("invite", caller.id, len(draft.invitees))
-    table = ctx.storage.table(MEETINGS_TABLE)
+def create(ctx: Context, caller: Caller, draft: Draft, body: Any, idempotency_key: str | None) -> Created:
     now = ctx.clock()
     claim = None
     if idempotency_key is not None:
         claim = _claim_idempotency(ctx, caller, idempotency_key, body, now)
         if isinstance(claim, Created):
             return claim
-
+    table = ctx.storage.table(schema.MEETINGS)
     provider_name = ctx.settings.video_provider
     provider = ctx.provider(provider_name)
     try:
@@ -241,51 +227,38 @@ def create(ctx: Context, caller: Caller, body: Any, idempotency_key: str | None)
         if claim is not None:
             _release(table, claim)
         raise
-
-    meeting_id = new_meeting_id(caller.id)
-    stamp = times.format_utc(now)
-    row: dict[str, Any] = {
-        "PartitionKey": caller.id,
-        "RowKey": meeting_row_key(meeting_id),
-        "id": meeting_id,
-        "version": 1,
-        "title": draft.title,
-        "description": draft.description,
-        "startsAt": times.format_utc(draft.starts_at) or "",
-        "endsAt": times.format_utc(draft.ends_at) or "",
-        "timeZone": draft.time_zone,
-        "ownerId": caller.id,
-        "ownerName": caller.name,
-        "provider": provider_name,
-        "providerMeetingId": provider_meeting.id,
-        "recordOnStart": draft.record_on_start,
-        "createdAt": stamp,
-        "updatedAt": stamp,
-        "activity": "",
-        "cancelledAt": "",
-    }
-    row["indexKey"] = index_row_key(row)
-    rendered = render(row, "owner")
-    operations: list[tuple] = [
-        ("create", row),
-        ("create", {**meeting_fields(row), "PartitionKey": caller.id, "RowKey": row["indexKey"]}),
-    ]
-    if draft.invitees:
-        operations += [("create", invite) for invite in invites.initial_invite_rows(ctx, caller, row, draft.invitees)]
-    outbox = mail.outbox_operations(ctx, row, mail.INVITED, [invites.invite_id(i["email"]) for i in draft.invitees])
-    operations += outbox
+    meeting = Meeting(
+        id=schema.new_meeting_id(caller.id),
+        owner_id=caller.id,
+        owner_name=caller.name,
+        version=1,
+        title=draft.title,
+        description=draft.description,
+        schedule=draft.schedule,
+        access=draft.access,
+        provider=provider_name,
+        provider_meeting_id=provider_meeting.id,
+        record_on_start=draft.record_on_start,
+        created_at=now,
+        updated_at=now,
+        invite_count=len(draft.invitees),
+    )
+    rendered = meeting.render(Role.OWNER)
+    batch = ctx.storage.batch(schema.MEETINGS, caller.id)
+    batch.create(meeting.row())
+    batch.create(meeting.owner_index_row())
+    invites = [_new_invite(meeting, invitee, caller.id, now) for invitee in draft.invitees]
+    for invite in invites:
+        batch.create(invite.row())
+    ids = [invite.id for invite in invites]
+    mail = outbox.add(ctx, batch, meeting, INVITED, ids)
+    followups.mark(ctx, batch, meeting, invites=ids, mail=mail)
     if claim is not None:
-        operations.append(_complete_idempotency(claim, rendered))
+        batch.update(_completed_claim(claim, rendered), claim.etag, merge=True)
     try:
-        ctx.storage.table(PROVIDER_MEETINGS_TABLE).create_entity(
-            {
-                "PartitionKey": f"{provider_name}|{provider_meeting.id}",
-                "RowKey": "",
-                "ownerId": caller.id,
-                "meetingId": meeting_id,
-            }
-        )
-        table.submit_transaction(operations)
+        # The mapping first: a webhook names the provider meeting, and must find ours.
+        provider_meetings.write(ctx, provider_name, provider_meeting.id, caller.id, meeting.id)
+        batch.commit()
     except Exception as error:
         # Our state did not commit: the provider meeting must not stay joinable. It is never
         # visible through us (no meeting row names it).
@@ -294,15 +267,25 @@ def create(ctx: Context, caller: Caller, body: Any, idempotency_key: str | None)
         if claim is not None:
             _release(table, claim)
         raise problems.Unavailable("The meeting could not be saved; nothing was created.", retry_after=2) from None
-    if draft.invitees:
-        invites.after_invites_committed(ctx, row, draft.invitees)
-    mail.after_commit(ctx, outbox)
     return Created(rendered)
+
+
+def _new_invite(meeting: Meeting, invitee: Invitee, invited_by: str, now: datetime) -> Invite:
+    return Invite(
+        meeting_id=meeting.id,
+        partition=meeting.partition,
+        id=schema.invite_id(invitee.email),
+        email=invitee.email,
+        role=invitee.role,
+        status="pending",
+        invited_at=now,
+        invited_by=invited_by,
+    )
 
 
 def _deactivate_orphan(provider: Any, provider_meeting_id: str) -> None:
     try:
-        provider.set_meeting_status(provider_meeting_id, "INACTIVE")
+        provider.once().set_meeting_status(provider_meeting_id, "INACTIVE")
     except problems.Problem as problem:
         log.error("create: could not deactivate orphan provider meeting (%s)", problem.slug)
 
@@ -317,16 +300,16 @@ class _Claim:
 def _claim_idempotency(ctx: Context, caller: Caller, key: str, body: Any, now: datetime) -> _Claim | Created:
     if not 1 <= len(key) <= 255 or any(not 0x20 <= ord(char) <= 0x7E for char in key):
         raise problems.Validation("Idempotency-Key must be 1 to 255 printable ASCII characters.")
-    table = ctx.storage.table(MEETINGS_TABLE)
-    body_hash = _hash(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
-    row_key = f"k|{_hash(key)}"
+    table = ctx.storage.table(schema.MEETINGS)
+    body_hash = schema.hash22(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True))
+    row_key = schema.idempotency_key(key)
     fresh = {
         "PartitionKey": caller.id,
         "RowKey": row_key,
         "state": "pending",
         "bodyHash": body_hash,
-        "leaseUntil": times.format_utc(now + IDEMPOTENCY_LEASE),
-        "expiresAt": times.format_utc(now + IDEMPOTENCY_TTL),
+        "leaseUntil": times.stamp(now + IDEMPOTENCY_LEASE),
+        "expiresAt": times.stamp(now + IDEMPOTENCY_TTL),
     }
     try:
         metadata = table.create_entity(fresh)
@@ -337,13 +320,12 @@ def _claim_idempotency(ctx: Context, caller: Caller, key: str, body: Any, now: d
         existing = table.get_entity(caller.id, row_key)
     except ResourceNotFoundError:
         raise problems.Conflict("A request with this Idempotency-Key is in flight; retry shortly.") from None
-    expired = times.parse_rfc3339(existing["expiresAt"]) <= now
-    if not expired:
+    if times.from_stamp(existing["expiresAt"]) > now:
         if existing["bodyHash"] != body_hash:
             raise problems.Conflict("This Idempotency-Key was used with a different request body.")
         if existing["state"] == "complete":
             return Created(json.loads(existing["response"]), replayed=True)
-        if times.parse_rfc3339(existing["leaseUntil"]) > now:
+        if times.from_stamp(existing["leaseUntil"]) > now:
             raise problems.Conflict("A request with this Idempotency-Key is in flight; retry shortly.")
     # An expired record, or the lease of a request that died: take it over, if nobody else did.
     try:
@@ -358,17 +340,13 @@ def _claim_idempotency(ctx: Context, caller: Caller, key: str, body: Any, now: d
     return _Claim(row_key, caller.id, metadata["etag"])
 
 
-def _complete_idempotency(claim: _Claim, rendered: dict[str, Any]) -> tuple:
-    return storage.if_unchanged(
-        {
-            "PartitionKey": claim.partition,
-            "RowKey": claim.row_key,
-            "state": "complete",
-            "response": json.dumps(rendered),
-        },
-        claim.etag,
-        UpdateMode.MERGE,
-    )
+def _completed_claim(claim: _Claim, rendered: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "PartitionKey": claim.partition,
+        "RowKey": claim.row_key,
+        "state": "complete",
+        "response": json.dumps(rendered),
+    }
 
 
 def _release(table: Any, claim: _Claim) -> None:
@@ -381,72 +359,58 @@ def _release(table: Any, claim: _Claim) -> None:
         log.warning("create: could not release an idempotency claim: %s", type(error).__name__)
 
 
-# Read -------------------------------------------------------------------------------------------
+# List -------------------------------------------------------------------------------------------------------
+
+SCOPES = ("all", "owned", "invited")
+
+
+def parse_list_query(params: dict[str, str]) -> tuple[str, int, str | None]:
+    validation.query(params, {"scope", "limit", "cursor"})
+    scope = params.get("scope", "all")
+    if scope not in SCOPES:
+        raise problems.Validation("scope must be all, owned or invited.")
+    return scope, validation.limit(params), params.get("cursor")
 
 
 @dataclass
-class Visible:
-    """A meeting as one caller may see it: the row, the caller's role, their invite and participant."""
+class _Source:
+    """One index partition: rows sorted by the part of the RowKey after its prefix."""
 
-    row: Any
-    role: str
-    invite: Any | None
-    participant: Any | None
+    name: str
+    table: Any
+    partition: str
+    role: Role | None  # None: the row's own role (invitee index)
+    viewer: str | None = None
 
+    def page(self, after: str, size: int) -> list[dict[str, Any]]:
+        low, high = schema.OWNER_INDEX_RANGE
+        low_operator, low = ("gt", after) if after else ("ge", low)
+        query = f"PartitionKey eq @pk and RowKey {low_operator} @low and RowKey lt @high"
+        parameters = {"pk": self.partition, "low": low, "high": high}
+        if self.viewer is not None:
+            # Invitee index rows: live invites only, and not those bound to another identity at this address.
+            query += " and ( status eq 'pending' or status eq 'accepted' ) and ( boundTo eq '' or boundTo eq @viewer )"
+            parameters["viewer"] = self.viewer
+        pages = self.table.query_entities(query, parameters=parameters, results_per_page=size).by_page()
+        return list(next(pages, []))[:size]
 
-def load(ctx: Context, caller: Caller, meeting_id: str) -> Visible:
-    """The meeting and the caller's relation to it, in one storage request; 404 when none.
-
-    One range query bounded to the meeting's rows picks the meeting row, the invites addressed to
-    the caller's verified addresses and the caller's provider participant.
-    """
-    partition = owner_partition(meeting_id)
-    if partition is None:
-        raise problems.NotFound("No such meeting.")
-    meeting_key = meeting_row_key(meeting_id)
-    wanted = {"meeting": meeting_key, "participant": joins.participant_row_key(meeting_id, caller.id)}
-    for n, identifier in enumerate(invites.candidate_invite_ids(caller)):
-        wanted[f"invite{n}"] = invites.invite_row_key(meeting_id, identifier)
-    # The range bounds the server's work to this meeting's rows; the equalities pick a few of them.
-    query = "PartitionKey eq @pk and RowKey ge @meeting and RowKey lt @end and ( {} )".format(
-        " or ".join(f"RowKey eq @{name}" for name in wanted)
-    )
-    rows = ctx.storage.table(MEETINGS_TABLE).query_entities(
-        query, parameters={"pk": partition, "end": meeting_key + "|~", **wanted}
-    )
-    meeting, participant, invite_rows = None, None, []
-    for row in rows:
-        if row["RowKey"] == meeting_key:
-            meeting = row
-        elif row["RowKey"] == wanted["participant"]:
-            participant = row
-        else:
-            invite_rows.append(row)
-    if meeting is None:
-        raise problems.NotFound("No such meeting.")
-    if meeting["ownerId"] == caller.id:
-        return Visible(meeting, "owner", None, participant)
-    invite = invites.relation(caller, invite_rows)
-    if invite is None:
-        raise problems.NotFound("No such meeting.")
-    return Visible(meeting, invite["role"], invite, participant)
-
-
-def get(ctx: Context, caller: Caller, meeting_id: str) -> Visible:
-    return load(ctx, caller, meeting_id)
-
-
-# List -------------------------------------------------------------------------------------------
+    def role_of(self, row: dict[str, Any]) -> Role:
+        return self.role or Role(row["role"])
 
 
 def list_for(ctx: Context, caller: Caller, scope: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    sources: list[Source] = []
+    """The caller's meetings, owned and invited, in the contract's order; each meeting once, with the
+    caller's strongest role (an owner who is also invited, or a user invited at two addresses)."""
+    sources: list[_Source] = []
     if scope in ("all", "owned"):
-        sources.append(Source("o", ctx.storage.table(MEETINGS_TABLE), caller.id, "s|", "s|~", "owner"))
+        sources.append(_Source("o", ctx.storage.table(schema.MEETINGS), caller.id, Role.OWNER))
     if scope in ("all", "invited"):
-        sources.extend(invites.invited_sources(ctx, caller))
-    positions = _decode_cursor(cursor, {source.name for source in sources})
-    candidates: list[tuple[str, str, dict[str, Any], Source]] = []
+        index = ctx.storage.table(schema.INVITATIONS)
+        sources += [
+            _Source(f"i{n}", index, key, None, viewer=caller.id) for n, key in enumerate(candidate_invite_ids(caller))
+        ]
+    positions = _positions(ctx, caller, scope, cursor, {source.name for source in sources})
+    candidates: list[tuple[str, str, dict[str, Any], _Source]] = []
     for source in sources:
         after = positions.get(source.name, "")
         if after is None:
@@ -455,7 +419,7 @@ def list_for(ctx: Context, caller: Caller, scope: str, limit: int, cursor: str |
             candidates.append((row["RowKey"].split("|", 1)[1], source.name, row, source))
     candidates.sort(key=lambda item: (item[0], item[1]))
     chosen = candidates[:limit]
-    items = [source.render(row) for _, _, row, source in chosen]
+    items = _deduplicated(chosen)
     if len(candidates) <= limit:
         return {"items": items, "nextCursor": None}
     next_positions: dict[str, str | None] = {}
@@ -464,185 +428,131 @@ def list_for(ctx: Context, caller: Caller, scope: str, limit: int, cursor: str |
         remaining = any(name == source.name for _, name, _, _ in candidates[limit:])
         previous = positions.get(source.name, "")
         next_positions[source.name] = (consumed[-1] if consumed else previous) if remaining else None
-    return {"items": items, "nextCursor": _encode_cursor(next_positions)}
+    return {
+        "items": items,
+        "nextCursor": cursors.seal(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, next_positions),
+    }
 
 
-@dataclass
-class Source:
-    """One index partition: rows sorted by the part of the RowKey after its prefix."""
+def _deduplicated(chosen: list[tuple[str, str, dict[str, Any], _Source]]) -> list[dict[str, Any]]:
+    """One item per meeting, at its first place, with the strongest of the caller's roles on it.
 
-    name: str
-    table: Any
-    partition: str
-    low: str
-    high: str
-    role: str | None
-    viewer: str | None = None
-
-    def page(self, after: str, size: int) -> list[dict[str, Any]]:
-        low_operator, low = ("gt", after) if after else ("ge", self.low)
-        query = f"PartitionKey eq @pk and RowKey {low_operator} @low and RowKey lt @high"
-        parameters = {"pk": self.partition, "low": low, "high": self.high}
-        if self.viewer is not None:
-            # Invitee index rows: hide invites bound to another identity with the same address.
-            query += " and ( boundTo eq '' or boundTo eq @viewer )"
-            parameters["viewer"] = self.viewer
-        pages = self.table.query_entities(query, parameters=parameters, results_per_page=size).by_page()
-        return list(next(pages, []))[:size]
-
-    def render(self, row: dict[str, Any]) -> dict[str, Any]:
-        return render(row, self.role or row.get("role", "participant"))
+    Rows of one meeting share its sort key, so they are adjacent within a page; a page boundary between
+    two of them repeats nothing, since the next page starts after the last row consumed from each source.
+    """
+    best: dict[str, tuple[Role, dict[str, Any]]] = {}
+    order: list[str] = []
+    for _, _, row, source in chosen:
+        role = source.role_of(row)
+        meeting_id = row["id"]
+        if meeting_id not in best:
+            order.append(meeting_id)
+            best[meeting_id] = (role, row)
+        elif access.STRENGTH.index(role) < access.STRENGTH.index(best[meeting_id][0]):
+            best[meeting_id] = (role, row)
+    return [Meeting.from_row(best[meeting_id][1]).render(best[meeting_id][0]) for meeting_id in order]
 
 
-def _encode_cursor(positions: dict[str, str | None]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(positions, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None, names: set[str]) -> dict[str, str | None]:
-    if cursor is None:
+def _positions(ctx: Context, caller: Caller, scope: str, cursor: str | None, names: set[str]) -> dict[str, Any]:
+    positions = cursors.open_(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, cursor)
+    if positions is None:
         return {}
-    try:
-        positions = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError):
-        raise problems.Validation("The cursor is not valid.") from None
-    if (
-        not isinstance(positions, dict)
-        or set(positions) != names
-        or not all(value is None or (isinstance(value, str) and len(value) < 512) for value in positions.values())
-    ):
-        raise problems.Validation("The cursor is not valid for this scope.")
+    if not isinstance(positions, dict) or set(positions) != names:
+        # The caller's addresses changed since the cursor was issued: start again rather than guess.
+        raise problems.Validation("The cursor is no longer valid; list again from the start.")
     return positions
 
 
-def parse_list_query(params: dict[str, str]) -> tuple[str, int, str | None]:
-    unknown = sorted(set(params) - {"scope", "limit", "cursor"})
-    if unknown:
-        raise problems.Validation(f"Unknown query parameter '{unknown[0]}'.")
-    scope = params.get("scope", "all")
-    if scope not in ("all", "owned", "invited"):
-        raise problems.Validation("scope must be all, owned or invited.")
-    raw_limit = params.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
-        raise problems.Validation("limit must be a whole number from 1 to 100.")
-    cursor = params.get("cursor")
-    if cursor is not None and (not cursor or len(cursor) > 2048):
-        raise problems.Validation("The cursor is not valid.")
-    return scope, int(raw_limit), cursor
+# Edit and cancel --------------------------------------------------------------------------------------------
 
 
-# Edit and cancel --------------------------------------------------------------------------------
-
-
-def check_if_match(header: str | None, row: dict[str, Any]) -> None:
+def check_if_match(header: str | None, meeting: Meeting) -> None:
     if header is None:
         return
     tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
-    if "*" not in tags and etag(row) not in tags:
-        raise problems.PreconditionFailed(f"The meeting is at version {row['version']}.")
+    if "*" not in tags and meeting.etag_header() not in tags:
+        raise problems.PreconditionFailed(f"The meeting is at version {meeting.version}.", version=meeting.version)
 
 
-def update(ctx: Context, caller: Caller, meeting_id: str, body: Any, if_match: str | None) -> dict[str, Any]:
-    patch = parse_patch(body)
-    for _ in storage.attempts():
+def update(ctx: Context, caller: Caller, meeting_id: str, patch: dict[str, Any], if_match: str | None) -> dict:
+    def change() -> dict[str, Any]:
         visible = load(ctx, caller, meeting_id)
-        if visible.role != "owner":
-            raise problems.Forbidden("Only the owner can edit the meeting.")
-        row = visible.row
-        check_if_match(if_match, row)
-        if row.get("cancelledAt"):
+        access.require(visible.role, Action.EDIT, "Only the owner can edit the meeting.")
+        before = visible.meeting
+        check_if_match(if_match, before)
+        if before.cancelled:
             raise problems.Cancelled("A cancelled meeting cannot be changed.")
-        changed = _apply_patch(row, patch)
-        if changed == row:
-            return render(row, "owner")
-        changed["version"] = row["version"] + 1
-        changed["updatedAt"] = times.format_utc(ctx.clock())
-        try:
-            commit(ctx, row, changed)
-        except Stale:
-            continue
-        invites.after_meeting_changed(ctx, row, changed)
-        return render(changed, "owner")
-    raise problems.Conflict("The meeting is changing concurrently; retry.")
+        after = _apply_patch(before, patch)
+        if after == before:
+            return before.render(Role.OWNER)
+        after = after.replace(version=before.version + 1, updated_at=ctx.clock())
+        commit(ctx, before, after)
+        return after.render(Role.OWNER)
+
+    return storage.retry(change, "The meeting is changing concurrently; retry.")
 
 
-def _apply_patch(row: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    changed = dict(row)
-    for name, value in patch.items():
-        if name in ("startsAt", "endsAt"):
-            changed[name] = times.format_utc(value) if value else ""
-        elif name == "description":
-            changed[name] = value or ""
-        else:
-            changed[name] = value
-    _check_schedule(times.parse_rfc3339(changed["startsAt"]), times.parse_rfc3339(changed["endsAt"]))
-    return changed
+def _apply_patch(meeting: Meeting, patch: dict[str, Any]) -> Meeting:
+    schedule = meeting.schedule
+    changes: dict[str, Any] = {}
+    if "title" in patch:
+        changes["title"] = patch["title"]
+    if "description" in patch:
+        changes["description"] = patch["description"] or ""
+    if "access" in patch:
+        changes["access"] = patch["access"]
+    starts = patch.get("startsAt", schedule.starts_at)
+    ends = patch.get("endsAt", schedule.ends_at)
+    changes["schedule"] = Schedule(starts, ends, patch.get("timeZone") or schedule.zone)
+    _check_schedule(changes["schedule"])
+    return meeting.replace(**changes)
 
 
-class Stale(Exception):
-    """The row changed between our read and our write: read again."""
-
-
-def commit(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """Write the meeting row (if unchanged since read) and move its owner-index row, atomically."""
-    after = {**after}
-    after["indexKey"] = index_row_key(after)
-    operations: list[tuple] = [
-        storage.if_unchanged(
-            {**meeting_fields(after), "PartitionKey": before["PartitionKey"], "RowKey": before["RowKey"]},
-            before.metadata["etag"],
-        )
-    ]
-    index_entity = {**meeting_fields(after), "PartitionKey": before["PartitionKey"], "RowKey": after["indexKey"]}
-    if after["indexKey"] != before["indexKey"]:
-        operations.append(("delete", {"PartitionKey": before["PartitionKey"], "RowKey": before["indexKey"]}))
-    operations.append(("upsert", index_entity, {"mode": UpdateMode.REPLACE}))
-    outbox = mail.meeting_operations(ctx, before, after)
-    operations += outbox
-    try:
-        ctx.storage.table(MEETINGS_TABLE).submit_transaction(operations)
-    except TableTransactionError as error:
-        if error.status_code == 412 or getattr(error, "error_code", None) == "UpdateConditionNotSatisfied":
-            raise Stale from None
-        raise
-    mail.after_commit(ctx, outbox)
+def commit(ctx: Context, before: Meeting, after: Meeting, *, inline: bool = True) -> None:
+    """Write the meeting row (if unchanged since read), move its owner-index row, and mark what follows:
+    the invitees' index rows, their email, the provider (cancelled, or guests no longer admitted)."""
+    batch = ctx.storage.batch(schema.MEETINGS, before.partition)
+    batch.update(after.row(), before.etag)
+    if after.owner_index_key() != before.index_key and before.index_key:
+        batch.delete(before.index_key)
+    batch.upsert(after.owner_index_row())
+    if after.cancelled and not before.cancelled:
+        batch.before_commit(lambda: retention.schedule_meeting(ctx, after, after.cancelled_at))
+    kind = outbox.meeting_change(before, after)
+    mail = kind is not None and outbox.add(ctx, batch, after, kind)
+    followups.mark(
+        ctx,
+        batch,
+        after,
+        cancelled=after.cancelled and not before.cancelled,
+        access_narrowed=before.access == Access.ORGANIZATION and after.access != Access.ORGANIZATION,
+        fields=after.invite_count > 0,
+        mail=mail,
+        inline=inline,
+    )
+    batch.commit()
 
 
 def cancel(ctx: Context, caller: Caller, meeting_id: str, if_match: str | None) -> None:
-    for _ in storage.attempts():
+    def change() -> None:
         visible = load(ctx, caller, meeting_id)
-        if visible.role != "owner":
-            raise problems.Forbidden("Only the owner can cancel the meeting.")
-        row = visible.row
-        check_if_match(if_match, row)
-        if row.get("cancelledAt"):
+        access.require(visible.role, Action.CANCEL, "Only the owner can cancel the meeting.")
+        before = visible.meeting
+        check_if_match(if_match, before)
+        if before.cancelled:
             return
-        now = times.format_utc(ctx.clock())
-        changed = {**row, "cancelledAt": now, "updatedAt": now, "version": row["version"] + 1}
-        try:
-            commit(ctx, row, changed)
-        except Stale:
-            continue
-        break
-    else:
-        raise problems.Conflict("The meeting is changing concurrently; retry.")
-    after_cancel(ctx, row, changed)
+        now = ctx.clock()
+        commit(ctx, before, before.replace(cancelled_at=now, updated_at=now, version=before.version + 1))
+
+    storage.retry(change, "The meeting is changing concurrently; retry.")
 
 
-def after_cancel(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """Once the cancellation is committed (our state refuses joins): invitees' index, then the provider,
-    which must not block the answer."""
-    invites.after_meeting_changed(ctx, before, after)
-    payload = {"provider": after["provider"], "providerMeetingId": after["providerMeetingId"]}
-    jobs.now_or_later(ctx, jobs.Kind.DEACTIVATE_MEETING, payload)
-
-
-def deactivate_at_provider(ctx: Context, payload: dict[str, Any], inline: bool = False) -> None:
-    """Make the provider meeting unjoinable and end any live session (also a queued job).
-
-    Inline, one attempt only: the answer must not wait; the queued job does the retrying.
-    """
-    provider = ctx.provider(payload["provider"])
-    provider = provider.once() if inline else provider
-    provider.set_meeting_status(payload["providerMeetingId"], "INACTIVE")
-    if provider.active_session(payload["providerMeetingId"]) is not None:
-        provider.kick_all(payload["providerMeetingId"])
+def set_activity(ctx: Context, batch: Batch, before: Meeting, activity: str) -> None:
+    """Add to a webhook's `batch`: the meeting's status (live, ended) on its row and owner-index row, never
+    its `version`; then the follow-up that refreshes the invitees' list rows and indexes an ended meeting
+    for retention. The applier's own retries carry that follow-up (its marker is in this batch and the
+    applier re-queues it when it finds it), so no pending entry is written here."""
+    after = before.replace(activity=activity, ended_at=ctx.clock() if activity == "ended" else before.ended_at)
+    batch.update(after.row(), before.etag)
+    batch.upsert(after.owner_index_row())
+    followups.mark(ctx, batch, after, fields=True, announce=False, inline=False)

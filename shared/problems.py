@@ -130,6 +130,10 @@ class Unavailable(_RetryLater):
     status, slug, title = 503, "unavailable", "A dependency is unavailable"
 
 
+class Misconfigured(_RetryLater):
+    status, slug, title = 503, "misconfigured", "This deployment is missing a required setting"
+
+
 class Internal(Problem):
     status, slug, title = 500, "internal", "Internal error"
 

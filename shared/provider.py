@@ -18,7 +18,7 @@ import copy
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -141,16 +141,25 @@ class ProviderClient:
 
     def find_participant(self, meeting_id: str, custom_participant_id: str) -> ProviderParticipant | None:
         """The meeting's participant with this custom id (the first, were there several), without token."""
+        for found in self._participants(meeting_id):
+            if found.custom_participant_id == custom_participant_id:
+                return found
+        return None
+
+    def participants(self, meeting_id: str) -> list[ProviderParticipant]:
+        """Every participant of the meeting, without tokens (all pages)."""
+        return list(self._participants(meeting_id))
+
+    def _participants(self, meeting_id: str) -> Iterator[ProviderParticipant]:
         for page_no in range(1, MAX_PAGES + 1):
             params = {"page_no": page_no, "per_page": PER_PAGE}
             answer = self._call("GET", f"/meetings/{_seg(meeting_id)}/participants", params=params, retry=True)
             items, paging = _page(answer)
             for item in items:
-                if isinstance(item, dict) and item.get("custom_participant_id") == custom_participant_id:
-                    return _participant(item, with_token=False)
+                if isinstance(item, dict):
+                    yield _participant(item, with_token=False)
             if not items or not paging or _number(paging, "end_offset") >= _number(paging, "total_count"):
-                return None
-        return None
+                return
 
     def get_participant(self, meeting_id: str, participant_id: str) -> ProviderParticipant | None:
         answer = self._call("GET", _participant_path(meeting_id, participant_id), retry=True, absent_ok=True)

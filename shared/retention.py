@@ -1,10 +1,17 @@
-"""Retention: a daily purge of what is kept no longer than the settings allow.
+"""Retention: a daily purge of what is kept no longer than the settings allow, driven by an index.
 
-Recorded webhook deliveries older than EVENT_RETENTION_DAYS, expired idempotency records, and
-meetings cancelled or ended more than MEETING_RETENTION_DAYS ago, with everything that hangs off
-them. Each kind stops after `limit` deletions; what is left is found again by the next run, so an
-interrupted or repeated run is harmless and the purge resumes where it stopped. A meeting row is
-deleted last, so a meeting half purged is found (and finished) next time.
+What may expire has an entry in the `Expiring` table, in the partition of the day it falls due: a
+webhook delivery (written by the receiver, `EVENT_RETENTION_DAYS` after receipt), a meeting cancelled
+or ended (written with the change, `MEETING_RETENTION_DAYS` after it). The purge reads only the
+partitions of days up to today, so it costs what there is to delete, not what is stored. A meeting
+whose entry comes due is checked again (a new session may have started since): deleted when past
+retention, rescheduled when not yet, forgotten when it is live again (its next end schedules it anew).
+
+Deleting a meeting takes everything that hangs off it: its rows in the owner's partition (invites,
+participants, outbox, markers, sessions, intervals, recordings, tombstones), its invitees' index rows,
+its provider-meeting mapping, and its owner's expired idempotency records. The meeting row goes
+last, so a meeting half purged is found (and finished) by the next run; each kind stops after `limit`
+deletions and the next run continues, so an interrupted or repeated run is harmless.
 """
 
 from __future__ import annotations
@@ -13,140 +20,149 @@ import contextlib
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared import accounts, invites, meetings, times
-from shared.context import Context
-from shared.events import deliveries
-from shared.events import state as events_state
+from shared import schema, times
+from shared.model import Meeting
+
+if TYPE_CHECKING:
+    from shared.context import Context
 
 log = logging.getLogger(__name__)
 
 LIMIT = 1000
 
 
+def day_of(instant: datetime) -> str:
+    return instant.strftime("%Y%m%d")
+
+
+def schedule_meeting(ctx: Context, meeting: Meeting, from_instant: datetime) -> None:
+    """Index the meeting for deletion `MEETING_RETENTION_DAYS` after `from_instant` (its cancel or end)."""
+    due = from_instant + timedelta(days=ctx.settings.meeting_retention_days)
+    ctx.storage.table(schema.EXPIRING).upsert_entity(
+        {
+            "PartitionKey": schema.expiring_partition(day_of(due)),
+            "RowKey": schema.expiring_meeting(meeting.id),
+            "meetingId": meeting.id,
+        }
+    )
+
+
+def delivery_entry(received_at: datetime, key: str, retention_days: int) -> dict[str, Any]:
+    """The receiver's index entry for a delivery (also how it recognises a repeat on the same day)."""
+    due = received_at + timedelta(days=retention_days)
+    return {
+        "PartitionKey": schema.expiring_partition(day_of(due)),
+        "RowKey": schema.expiring_delivery(key),
+        "receivedAt": times.stamp(received_at),
+    }
+
+
 def purge(ctx: Context, limit: int = LIMIT) -> dict[str, int]:
     now = ctx.clock()
-    purged = {
-        "deliveries": _deliveries(ctx, now - timedelta(days=ctx.settings.event_retention_days), limit),
-        "idempotency": _idempotency_records(ctx, now, limit),
-        "meetings": _meetings(ctx, now - timedelta(days=ctx.settings.meeting_retention_days), limit),
-    }
-    log.info(json.dumps({"operation": "retention.purge", **purged}))
-    return purged
-
-
-def _deliveries(ctx: Context, cutoff: datetime, limit: int) -> int:
-    table = ctx.storage.table(deliveries.DELIVERIES_TABLE)
-    count = 0
-    for shard in deliveries.SHARDS:
-        rows = table.query_entities(
-            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and receivedAt lt @cutoff",
-            parameters={
-                "pk": shard,
-                "low": deliveries.RECORD,
-                "high": events_state.after(deliveries.RECORD),
-                "cutoff": events_state.stamp(cutoff),
-            },
-            select=["RowKey"],
-        )
-        for row in rows:
-            if count >= limit:
-                return count
-            key = row["RowKey"].removeprefix(deliveries.RECORD)
-            # The pending row first: a record must never be left pending without its body.
-            for row_key in (deliveries.PENDING + key, row["RowKey"]):
-                with contextlib.suppress(ResourceNotFoundError):
-                    table.delete_entity(shard, row_key)
-            count += 1
-    return count
-
-
-def _idempotency_records(ctx: Context, now: datetime, limit: int) -> int:
-    table = ctx.storage.table(meetings.MEETINGS_TABLE)
-    rows = table.query_entities(
-        "RowKey ge @low and RowKey lt @high and expiresAt le @now",
-        parameters={"low": "k|", "high": "k|~", "now": times.format_utc(now + timedelta(seconds=1))},
-        select=["PartitionKey", "RowKey", "expiresAt"],
+    counts = {"deliveries": 0, "meetings": 0, "rescheduled": 0}
+    table = ctx.storage.table(schema.EXPIRING)
+    entries = table.query_entities(
+        "PartitionKey ge @low and PartitionKey le @today",
+        parameters={"low": schema.EXPIRING_PREFIX, "today": schema.expiring_partition(day_of(now))},
     )
-    count = 0
-    for row in rows:
-        if count >= limit:
+    for entry in entries:
+        if counts["deliveries"] + counts["meetings"] >= limit:
             break
-        if times.parse_rfc3339(row["expiresAt"]) > now:
-            continue
+        key = entry["RowKey"]
+        if key.startswith(schema.expiring_delivery("")):
+            _delete_delivery(ctx, key.removeprefix(schema.expiring_delivery("")))
+            counts["deliveries"] += 1
+        elif key.startswith(schema.expiring_meeting("")):
+            outcome = _expire_meeting(ctx, entry["meetingId"], now)
+            counts["meetings" if outcome == "deleted" else "rescheduled"] += outcome != "kept"
         with contextlib.suppress(ResourceNotFoundError):
-            table.delete_entity(row["PartitionKey"], row["RowKey"])
-        count += 1
-    return count
+            table.delete_entity(entry["PartitionKey"], key)
+    log.info(json.dumps({"operation": "retention.purge", **counts}))
+    return counts
 
 
-def _meetings(ctx: Context, cutoff: datetime, limit: int) -> int:
-    table = ctx.storage.table(meetings.MEETINGS_TABLE)
-    candidates = table.query_entities(
-        "RowKey ge @low and RowKey lt @high and ( cancelledAt ne @none or activity eq @ended )",
-        parameters={"low": "m|", "high": "m|~", "none": "", "ended": "ended"},
-    )
-    count = 0
-    for row in candidates:
-        if count >= limit:
-            break
-        if row["RowKey"] != meetings.meeting_row_key(row.get("id", "")) or not _past_retention(ctx, row, cutoff):
-            continue
-        _delete_meeting(ctx, row)
-        count += 1
-    return count
+def _delete_delivery(ctx: Context, key: str) -> None:
+    table = ctx.storage.table(schema.DELIVERIES)
+    # The pending row first: a record must never be left pending without its body.
+    for row_key in (schema.delivery_pending_row(key), schema.delivery_row(key)):
+        with contextlib.suppress(ResourceNotFoundError):
+            table.delete_entity(schema.delivery_partition(key), row_key)
 
 
-def _past_retention(ctx: Context, row: dict[str, Any], cutoff: datetime) -> bool:
-    if row.get("cancelledAt"):
-        return times.parse_rfc3339(row["cancelledAt"]) < cutoff
-    ends = times.parse_rfc3339(row.get("endsAt") or "")
-    if ends is not None and ends >= cutoff:
-        return False
-    sessions = ctx.storage.table(events_state.ACTIVITY_TABLE).query_entities(
-        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-        parameters={"pk": row["id"], "low": events_state.SESSION, "high": events_state.after(events_state.SESSION)},
-        select=["endedAt"],
-    )
-    ended = [session.get("endedAt") or "" for session in sessions]
-    return bool(ended) and all(ended) and max(ended) < events_state.stamp(cutoff)
+def _expire_meeting(ctx: Context, meeting_id: str, now: datetime) -> str:
+    """deleted | rescheduled | kept (live again, or not a meeting any more)."""
+    partition = schema.owner_partition(meeting_id)
+    try:
+        meeting = Meeting.from_row(
+            ctx.storage.table(schema.MEETINGS).get_entity(partition, schema.meeting_key(meeting_id))
+        )
+    except ResourceNotFoundError:
+        return "kept"
+    since = _retained_since(meeting)
+    if since is None:
+        return "kept"
+    cutoff = now - timedelta(days=ctx.settings.meeting_retention_days)
+    if since >= cutoff:
+        schedule_meeting(ctx, meeting, since)
+        return "rescheduled"
+    delete_meeting(ctx, meeting)
+    return "deleted"
 
 
-def _delete_meeting(ctx: Context, meeting: dict[str, Any]) -> None:
+def _retained_since(meeting: Meeting) -> datetime | None:
+    """When its retention started: its cancel, or the end of its last session and of its schedule."""
+    if meeting.cancelled:
+        return meeting.cancelled_at
+    if meeting.activity != "ended":
+        return None
+    return max(filter(None, [meeting.ended_at, meeting.schedule.ends_at]))
+
+
+def delete_meeting(ctx: Context, meeting: Meeting) -> None:
     """Everything of one meeting, the meeting row last."""
-    meeting_id, partition = meeting["id"], meeting["PartitionKey"]
-    table = ctx.storage.table(meetings.MEETINGS_TABLE)
+    table = ctx.storage.table(schema.MEETINGS)
+    low, high = schema.meeting_range(meeting.id)
     own_rows = list(
         table.query_entities(
             "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
-            parameters={"pk": partition, "low": meeting["RowKey"] + "|", "high": meeting["RowKey"] + "|~"},
+            parameters={"pk": meeting.partition, "low": low, "high": high},
             select=["RowKey", "id"],
         )
     )
-    index = ctx.storage.table(invites.INVITATIONS_TABLE)
+    index = ctx.storage.table(schema.INVITATIONS)
+    invite_low, invite_high = schema.invite_range(meeting.id)
     for row in own_rows:
-        if row["RowKey"].startswith(f"{meeting['RowKey']}|i|"):
+        if invite_low <= row["RowKey"] < invite_high:
             for entry in index.query_entities(
-                "PartitionKey eq @pk and id eq @meeting", parameters={"pk": row["id"], "meeting": meeting_id}
+                "PartitionKey eq @pk and id eq @meeting",
+                parameters={"pk": row["id"], "meeting": meeting.id},
+                select=["RowKey"],
             ):
                 with contextlib.suppress(ResourceNotFoundError):
-                    index.delete_entity(entry["PartitionKey"], entry["RowKey"])
-    activity = ctx.storage.table(events_state.ACTIVITY_TABLE)
-    attendance = ctx.storage.table(accounts.ATTENDANCE_TABLE)
-    for row in activity.query_entities("PartitionKey eq @pk", parameters={"pk": meeting_id}):
-        if row.get("userId"):
-            with contextlib.suppress(ResourceNotFoundError):
-                attendance.delete_entity(row["userId"], meeting_id)
-        with contextlib.suppress(ResourceNotFoundError):
-            activity.delete_entity(meeting_id, row["RowKey"])
+                    index.delete_entity(row["id"], entry["RowKey"])
     with contextlib.suppress(ResourceNotFoundError):
-        ctx.storage.table(meetings.PROVIDER_MEETINGS_TABLE).delete_entity(
-            f"{meeting['provider']}|{meeting['providerMeetingId']}", ""
+        ctx.storage.table(schema.PROVIDER_MEETINGS).delete_entity(
+            schema.provider_meeting_partition(meeting.provider, meeting.provider_meeting_id),
+            schema.PROVIDER_MEETING_KEY,
         )
-    for row_key in [row["RowKey"] for row in own_rows] + [meeting.get("indexKey") or "", meeting["RowKey"]]:
+    idempotency_low, idempotency_high = schema.IDEMPOTENCY_RANGE
+    for row in table.query_entities(
+        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and expiresAt le @now",
+        parameters={
+            "pk": meeting.partition,
+            "low": idempotency_low,
+            "high": idempotency_high,
+            "now": times.stamp(times.now()),
+        },
+        select=["RowKey"],
+    ):
+        with contextlib.suppress(ResourceNotFoundError):
+            table.delete_entity(meeting.partition, row["RowKey"])
+    for row_key in [row["RowKey"] for row in own_rows] + [meeting.index_key, meeting.key]:
         if row_key:
             with contextlib.suppress(ResourceNotFoundError):
-                table.delete_entity(partition, row_key)
+                table.delete_entity(meeting.partition, row_key)

@@ -10,23 +10,25 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import random
 import re
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared import problems
 from shared.settings import Settings
 
-# Tables and queues of the app; names are prefixed with TABLE_PREFIX (lower-case alphanumerics).
-STATUS_TABLE = "Status"
+log = logging.getLogger(__name__)
+
 WRITE_ATTEMPTS = 16
+T = TypeVar("T")
 
 
 def attempts(limit: int = WRITE_ATTEMPTS) -> Iterator[int]:
@@ -53,15 +55,6 @@ _FORBIDDEN_KEY_CHARACTERS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 def valid_key(value: str) -> bool:
     """Whether `value` may be a PartitionKey or RowKey as it is."""
     return len(value) <= MAX_KEY_CHARACTERS and not _FORBIDDEN_KEY_CHARACTERS.search(value)
-
-
-def if_unchanged(entity: dict[str, Any], etag: str, mode: UpdateMode = UpdateMode.REPLACE) -> tuple:
-    """A transaction operation that writes `entity` only if its row is unchanged since read (`etag`)."""
-    return ("update", entity, {"mode": mode, "etag": etag, "match_condition": MatchConditions.IfNotModified})
-
-
-def delete_if_unchanged(entity: dict[str, Any], etag: str) -> tuple:
-    return ("delete", entity, {"etag": etag, "match_condition": MatchConditions.IfNotModified})
 
 
 def check_entity(entity: dict[str, Any]) -> None:
@@ -132,6 +125,108 @@ def _bytes(body: Any) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
+class Stale(Exception):
+    """A row changed since it was read, or a row to create exists already: read again and redo the change."""
+
+
+def retry(change: Callable[[], T], conflict: str = "The resource is changing concurrently; retry.") -> T:
+    """Run a read-change-write `change` until it commits without meeting a concurrent writer.
+
+    `change` reads, decides and commits a `Batch`; a `Stale` sends it round again after a short
+    jittered wait (`attempts`). After `WRITE_ATTEMPTS` rounds the caller gets a 409.
+    """
+    for _ in attempts():
+        try:
+            return change()
+        except Stale:
+            continue
+    raise problems.Conflict(conflict)
+
+
+class Batch:
+    """A unit of work: changes to one partition of one table, committed atomically, and follow-ups.
+
+    Operations are collected, then sent as one entity-group transaction (ETag-guarded where a row was
+    read first). Steps registered with `before_commit` run first, and a failure there commits nothing;
+    steps registered with `after_commit` run only once the batch committed, and never undo it: their
+    failures are logged, since the answer must reflect what committed. Outbox rows, index rows and
+    markers are added to the batch, never written after it by hand.
+    """
+
+    def __init__(self, table: TableClient, partition: str):
+        self._table = table
+        self.partition = partition
+        self._operations: list[tuple] = []
+        self._keys: set[str] = set()
+        self._before: list[Callable[[], Any]] = []
+        self._after: list[Callable[[], Any]] = []
+
+    def __len__(self) -> int:
+        return len(self._operations)
+
+    def __contains__(self, row_key: str) -> bool:
+        return row_key in self._keys
+
+    def has_prefix(self, prefix: str) -> bool:
+        return any(key.startswith(prefix) for key in self._keys)
+
+    def _add(self, operation: tuple) -> None:
+        entity = operation[1]
+        if entity["PartitionKey"] != self.partition:
+            raise ValueError(f"a batch for partition {self.partition!r} cannot write {entity['PartitionKey']!r}")
+        if entity["RowKey"] in self._keys:
+            raise ValueError(f"row {entity['RowKey']!r} is already written by this batch")
+        self._keys.add(entity["RowKey"])
+        self._operations.append(operation)
+
+    def create(self, entity: dict[str, Any]) -> None:
+        """Insert; the batch is `Stale` if the row exists."""
+        self._add(("create", entity))
+
+    def upsert(self, entity: dict[str, Any], merge: bool = False) -> None:
+        """Write whatever is there (REPLACE, or MERGE the given properties)."""
+        self._add(("upsert", entity, {"mode": UpdateMode.MERGE if merge else UpdateMode.REPLACE}))
+
+    def update(self, entity: dict[str, Any], etag: str | None, merge: bool = False) -> None:
+        """Overwrite (or merge into) a row read earlier, only if it is unchanged since (`etag`)."""
+        options: dict[str, Any] = {"mode": UpdateMode.MERGE if merge else UpdateMode.REPLACE}
+        if etag is not None:
+            options.update(etag=etag, match_condition=MatchConditions.IfNotModified)
+        self._add(("update", entity, options))
+
+    def delete(self, row_key: str, etag: str | None = None) -> None:
+        """Delete a row; with `etag`, only if unchanged since read (a missing row makes the batch `Stale`)."""
+        options: dict[str, Any] = {}
+        if etag is not None:
+            options = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+        self._add(("delete", {"PartitionKey": self.partition, "RowKey": row_key}, options))
+
+    def before_commit(self, step: Callable[[], Any]) -> None:
+        self._before.append(step)
+
+    def after_commit(self, step: Callable[[], Any]) -> None:
+        self._after.append(step)
+
+    def commit(self) -> list[dict[str, Any]]:
+        """Send the batch; the rows' new metadata (ETags) in operation order. `Stale` on a conflict."""
+        for step in self._before:
+            step()
+        results: list[dict[str, Any]] = []
+        if self._operations:
+            try:
+                results = list(self._table.submit_transaction(self._operations))
+            except TableTransactionError as error:
+                if error.status_code in (404, 409, 412):
+                    raise Stale(error.error_code or error.status_code) from None
+                raise
+        for step in self._after:
+            try:
+                step()
+            except Exception as error:  # committed: a follow-up's failure is left to the sweep, not the answer
+                log.warning("a follow-up after commit failed: %s", type(error).__name__)
+        return results
+
+
 class Storage:
     def __init__(self, settings: Settings, credential: Any = None):
         self._settings = settings
@@ -163,14 +258,19 @@ class Storage:
                     self._tables[key] = client
         return client
 
-    def queue(self, name: str) -> Any:
-        """The queue's client (base64 messages, as the Functions host expects), created on first use."""
-        client = self._queues.get(name)
+    def batch(self, table: str, partition: str) -> Batch:
+        return Batch(self.table(table), partition)
+
+    def queue(self, name: str, create: bool = True) -> Any:
+        """The queue's client (base64 messages, as the Functions host expects); with `create`, the queue is
+        created on this process's first use."""
+        key = name if create else f"{name}?"
+        client = self._queues.get(key)
         if client is None:
             from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
             with self._lock:
-                client = self._queues.get(name)
+                client = self._queues.get(key)
                 if client is None:
                     if self._queue_service is None:
                         self._queue_service = self._build(QueueServiceClient, "queue")
@@ -179,9 +279,10 @@ class Storage:
                         message_encode_policy=TextBase64EncodePolicy(),
                         message_decode_policy=TextBase64DecodePolicy(),
                     )
-                    with contextlib.suppress(ResourceExistsError):
-                        client.create_queue()
-                    self._queues[name] = client
+                    if create:
+                        with contextlib.suppress(ResourceExistsError):
+                            client.create_queue()
+                    self._queues[key] = client
         return client
 
     def _service(self) -> TableServiceClient:
@@ -205,11 +306,19 @@ class Storage:
             options["retry_policy"] = LinearRetry(backoff=0.2, random_jitter_range=0.1, retry_total=2)
         if self._settings.storage_connection_string:
             return service_class.from_connection_string(self._settings.storage_connection_string, **options)
-        credential = self._credential
-        if credential is None:
+        return service_class(endpoint=self.endpoint(kind), credential=self.credential(), **options)
+
+    def endpoint(self, kind: str) -> str:
+        """The service's URL: from `AzureWebJobsStorage__{kind}ServiceUri` (any cloud), else the public cloud's."""
+        configured = self._settings.storage_service_uris.get(kind)
+        if configured:
+            return configured
+        return f"https://{self._settings.storage_account_name}.{kind}.core.windows.net"
+
+    def credential(self) -> Any:
+        if self._credential is None:
             # Imported here: azure.identity is heavy and only needed with identity-based storage.
             from azure.identity import DefaultAzureCredential
 
-            credential = self._credential = DefaultAzureCredential()
-        account = self._settings.storage_account_name
-        return service_class(endpoint=f"https://{account}.{kind}.core.windows.net", credential=credential, **options)
+            self._credential = DefaultAzureCredential()
+        return self._credential

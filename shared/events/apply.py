@@ -1,11 +1,18 @@
 """Applying recorded deliveries (queue `webhook-events`): sessions, join intervals, recordings, meeting status.
 
-Many messages are applied at once, on many instances. Each row is read, merged with the event's
-facts (`state.merge`, order-independent) and written back only if unchanged since the read (ETag),
-else read again, so concurrent events never lose one another. The meeting's status is derived from
-all its session rows after every session event and written to the meeting row and its owner-index
-row in one ETag-guarded batch, then checked again, so the last writer always writes what the session
-rows say (see `_reconcile_activity`). Webhook-driven changes leave `version` and `updatedAt` alone.
+What the webhooks say lives under the meeting in its owner's partition (`m|{meeting}|w|...`): sessions,
+join intervals, recordings, closed accounts' tombstones and the meeting's summary (the sessions seen and
+ended). So one query reads every row an event touches, the meeting row included, and one batch writes the
+rows it changes, guarded by the ETags read: concurrent events never lose one another (a conflict reads
+again), and the meeting's status (`activity`, on the meeting row and its owner-index row) changes in the
+same batch as the summary it is derived from. Rows that would not change are not written, so a thousand
+joins of one session contend on nothing but their own intervals.
+
+Per session event, at most five storage requests: the provider meeting's mapping (cached: it never
+changes), the read, the batch, the pending-index entry of the follow-up that refreshes the invitees'
+list rows when the status changed, and the settling. The queue message carries the body when it is
+small (its key is its hash, checked here), so the delivery's record is read only for a replay or a sweep.
+Webhook-driven changes never touch `version` or `updatedAt`.
 
 Any failure raises: the queue retries the message, and after five attempts moves it to
 `webhook-events-poison`; the delivery stays recorded and pending, so the sweep enqueues it again.
@@ -17,25 +24,21 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
-
-from shared import accounts, jobs, joins, meetings, storage
-from shared.context import Context
+from shared import jobs, schema, storage
 from shared.events import deliveries, state
+from shared.model import Meeting
 from shared.settings import PROVIDERS
+from shared.storage import Batch
+
+if TYPE_CHECKING:
+    from shared.context import Context
 
 log = logging.getLogger(__name__)
 
 # Characters Table Storage refuses in keys: a provider meeting id holding one cannot be one of ours.
-_NOT_IN_KEYS = re.compile(r"[/\\#?]")
-
-
-class Contended(Exception):
-    """A row kept changing under us; the queue retries the message."""
+_NOT_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,10 @@ class Applied:
 
 
 def run(ctx: Context, message: str) -> None:
-    key = message.strip()
-    if not deliveries.KEY.fullmatch(key):
-        # Only this app writes the queue: a message that is no key can never succeed, so no retries.
-        log.error(json.dumps({"operation": "events.apply", "outcome": "bad-message"}))
-        return
-    record = deliveries.load(ctx, key)
+    record = deliveries.from_message(ctx, message)
     if record is None:
-        log.warning(json.dumps({"operation": "events.apply", "delivery": key, "outcome": "missing"}))
         return
+    key = record["key"]
     result = apply(ctx, record)
     deliveries.settle(ctx, key, result.outcome, result.meeting_id)
     log.info(
@@ -83,139 +81,102 @@ def apply(ctx: Context, record: dict[str, Any]) -> Applied:
     event = state.parse(payload, record["receivedAt"])
     if event is None:
         return Applied("ignored" if name not in state.HANDLED else "incomplete", name)
-    target = _find_meeting(ctx, record["provider"], event.provider_meeting_id)
-    if target is None:
+    if _NOT_IN_KEYS.search(event.provider_meeting_id):
         return Applied("unknown-meeting", name, session_id=event.session_id)
-    owner, meeting_id = target
-    user_id = ""
-    if event.participant is not None:
-        erased_as = accounts.erased_participant(ctx, event.participant.custom_participant_id)
-        if erased_as:
-            # A closed account: a late or replayed event must not write the name back, here or in
-            # the delivery's own record.
-            user_id, event = erased_as, state.without_name(event)
-            deliveries.redact_record(ctx, record, event.participant.custom_participant_id)
-        else:
-            user_id = _user_of(ctx, owner, meeting_id, event.participant.custom_participant_id)
-            if user_id:
-                accounts.note_attendance(ctx, user_id, owner, meeting_id)
-    table = ctx.storage.table(state.ACTIVITY_TABLE)
-    for row_key, update in state.facts(event, user_id).items():
-        _merge_row(table, meeting_id, row_key, update)
-    if event.name in state.SESSION_EVENTS:
-        # Also when nothing changed: an earlier attempt may have died between the rows and the status.
-        _reconcile_activity(ctx, owner, meeting_id)
-    return Applied("applied", name, meeting_id, event.session_id)
+    # The signing provider's meetings first; then the other's, since some RealtimeKit deliveries are
+    # reported to come with Dyte's headers (provider meeting ids are UUIDs, so they cannot clash).
+    for provider in sorted(PROVIDERS, key=lambda candidate: candidate != record["provider"]):
+        found = ctx.mappings.find(ctx, provider, event.provider_meeting_id)
+        if found is None:
+            continue
+        owner, meeting_id = found
+        result = storage.retry(lambda owner=owner, meeting_id=meeting_id: _apply(ctx, owner, meeting_id, event))
+        if result is None:
+            break  # the mapping outlived its meeting (retention): nothing to apply it to
+        erased = result
+        if erased:
+            # A closed account's name must not stay in the delivery's own record either.
+            deliveries.redact_record(ctx, record, erased)
+        return Applied("applied", name, meeting_id, event.session_id)
+    return Applied("unknown-meeting", name, session_id=event.session_id)
 
 
-def _find_meeting(ctx: Context, provider: str, provider_meeting_id: str) -> tuple[str, str] | None:
-    """(owner id, meeting id) of our meeting for the provider's meeting, or None.
-
-    The signing provider's meetings first; then the other's, since some RealtimeKit deliveries are
-    reported to come with Dyte's headers (provider meeting ids are UUIDs, so they cannot clash).
-    """
-    if _NOT_IN_KEYS.search(provider_meeting_id):
+def _apply(ctx: Context, owner: str, meeting_id: str, event: state.Event) -> str | None:
+    """Merge the event into the meeting's rows; None when the meeting is gone, else the custom participant
+    id of a closed account the event named ("" for anyone else)."""
+    table = ctx.storage.table(schema.MEETINGS)
+    custom = event.participant.custom_participant_id if event.participant is not None else ""
+    rows = _read(table, owner, meeting_id, event, custom)
+    meeting_row = rows.get(schema.meeting_key(meeting_id))
+    if meeting_row is None:
         return None
-    table = ctx.storage.table(meetings.PROVIDER_MEETINGS_TABLE)
-    for name in sorted(PROVIDERS, key=lambda candidate: candidate != provider):
-        try:
-            row = table.get_entity(f"{name}|{provider_meeting_id}", "")
-        except ResourceNotFoundError:
-            continue
-        return row["ownerId"], row["meetingId"]
-    return None
-
-
-def _user_of(ctx: Context, owner: str, meeting_id: str, custom_participant_id: str) -> str:
-    """Our public user id behind a provider `customParticipantId`, or "" (not one we created, or revoked)."""
-    if not custom_participant_id:
-        return ""
-    low = joins.participant_row_key(meeting_id, "")
-    rows = ctx.storage.table(meetings.MEETINGS_TABLE).query_entities(
-        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and customParticipantId eq @custom",
-        parameters={"pk": owner, "low": low, "high": state.after(low), "custom": custom_participant_id},
-        select=["userId"],
-    )
-    return next((row.get("userId") or "" for row in rows), "")
-
-
-def _merge_row(table: TableClient, partition: str, row_key: str, update: dict[str, Any]) -> None:
-    for _ in storage.attempts():
-        try:
-            current = table.get_entity(partition, row_key)
-        except ResourceNotFoundError:
-            current = None
+    meeting = Meeting.from_row(meeting_row)
+    erased = rows.get(schema.activity_key(meeting_id, schema.erased_key(custom))) if custom else None
+    if erased is not None:
+        # A closed account: a late or replayed event must not write the name back.
+        event = state.without_name(event)
+    batch = Batch(table, owner)
+    for relative, update in state.facts(event, erased["userId"] if erased is not None else "").items():
+        row_key = schema.activity_key(meeting_id, relative)
+        current = rows.get(row_key)
         merged = state.merge(current or {}, update)
-        if current is not None and merged == {name: current[name] for name in current if name in state.PROPERTIES}:
-            return
-        entity = {"PartitionKey": partition, "RowKey": row_key, **merged}
-        try:
-            if current is None:
-                table.create_entity(entity)
-            else:
-                table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=current.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            return
-        except (ResourceExistsError, ResourceModifiedError):
+        if current is not None and merged == {k: current[k] for k in current if k in state.PROPERTIES}:
             continue
-    raise Contended(f"row {row_key} of meeting {partition} kept changing")
+        entity = {"PartitionKey": owner, "RowKey": row_key, **merged}
+        if current is None:
+            batch.create(entity)
+            if relative.startswith(schema.RECORDING):
+                # First sight of the recording: its place in the newest-first listing.
+                order = schema.recording_order_key(event.received_at, merged["recordingId"])
+                batch.create({"PartitionKey": owner, "RowKey": schema.activity_key(meeting_id, order), "row": relative})
+        else:
+            batch.update(entity, current.metadata["etag"])
+    if event.name in state.SESSION_EVENTS:
+        _fold_session(ctx, batch, rows, meeting, event)
+    batch.commit()
+    return custom if erased is not None else ""
 
 
-def _reconcile_activity(ctx: Context, owner: str, meeting_id: str) -> None:
-    """Make the meeting's `activity` what its session rows say.
+def _fold_session(ctx: Context, batch: Batch, rows: dict[str, Any], meeting: Meeting, event: state.Event) -> None:
+    """The summary takes the event's session; the meeting row and its owner-index row take the status."""
+    owner, meeting_id = meeting.partition, meeting.id
+    summary_key = schema.activity_key(meeting_id, schema.SUMMARY)
+    summary = rows.get(summary_key)
+    folded = state.summarize(summary or {}, event)
+    if event.session_id and not state.seen(summary or {}, event.session_id):
+        # First sight of the session: its place in the newest-first listing.
+        order = schema.session_order_key(event.received_at, event.session_id)
+        relative = schema.session_key(event.session_id)
+        batch.create({"PartitionKey": owner, "RowKey": schema.activity_key(meeting_id, order), "row": relative})
+    if summary is None:
+        batch.create({"PartitionKey": owner, "RowKey": summary_key, **folded})
+    elif any(folded[name] != summary.get(name) for name in folded):
+        batch.update({"PartitionKey": owner, "RowKey": summary_key, **folded}, summary.metadata["etag"], merge=True)
+    wanted = state.activity(folded)
+    owed = schema.marker_key(meeting_id, schema.FIELDS_MARK) in rows
+    if wanted != meeting.activity:
+        from shared import meetings  # imported here: webhooks change a meeting's status, nothing else of it
 
-    Each round reads the meeting row, then the sessions, and writes only if the meeting row is still
-    as read. After a write it goes round again: a session row that changed between our read and our
-    write was written by an applier that then read the meeting row, possibly before our write, and
-    saw nothing to do; our second round sees its change. So the final write reflects every session.
-    """
-    table = ctx.storage.table(meetings.MEETINGS_TABLE)
-    activity_table = ctx.storage.table(state.ACTIVITY_TABLE)
-    wrote = False
-    for _ in storage.attempts():
-        try:
-            row = table.get_entity(owner, meetings.meeting_row_key(meeting_id))
-        except ResourceNotFoundError:
-            return  # no meeting row, no status to show
-        sessions = activity_table.query_entities(
-            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-            parameters={"pk": meeting_id, "low": state.SESSION, "high": state.after(state.SESSION)},
-            select=["endedAt"],
-        )
-        wanted = state.activity(session.get("endedAt") or "" for session in sessions)
-        if (row.get("activity") or "") == wanted:
-            if wrote and row.get("inviteCount"):
-                # Invitees' list rows copy the meeting; they are refreshed in the background.
-                jobs.enqueue(ctx, jobs.Kind.REFRESH_INVITEE_INDEX, {"meetingId": meeting_id})
-            return
-        if _set_activity(table, row, wanted):
-            wrote = True
-            # The meeting's derived status, logged when it changes: unlike the events, in the order it changed.
-            log.info(json.dumps({"operation": "events.status", "meetingId": meeting_id, "activity": wanted}))
-    raise Contended(f"the status of meeting {meeting_id} kept changing")
+        meetings.set_activity(ctx, batch, meeting, wanted)
+    elif owed:
+        # An earlier attempt wrote the status and its follow-up marker, then died before queueing it.
+        batch.after_commit(lambda: jobs.enqueue(ctx, jobs.Kind.FOLLOW_UP, {"meetingId": meeting_id}))
 
 
-def _set_activity(table: TableClient, row: Any, activity: str) -> bool:
-    """The meeting row's `activity` (if unchanged since read) and its owner-index copy, atomically."""
-    owner = row["PartitionKey"]
-    index = {**meetings.meeting_fields(row), "activity": activity, "PartitionKey": owner, "RowKey": row["indexKey"]}
-    try:
-        table.submit_transaction(
-            [
-                storage.if_unchanged(
-                    {"PartitionKey": owner, "RowKey": row["RowKey"], "activity": activity},
-                    row.metadata["etag"],
-                    UpdateMode.MERGE,
-                ),
-                ("upsert", index, {"mode": UpdateMode.REPLACE}),
-            ]
-        )
-    except TableTransactionError as error:
-        if error.status_code == 412 or getattr(error, "error_code", None) == "UpdateConditionNotSatisfied":
-            return False
-        raise
-    return True
+def _read(table: Any, owner: str, meeting_id: str, event: state.Event, custom: str) -> dict[str, Any]:
+    """Every row the event may touch, in one query: equalities on the meeting's few wanted keys."""
+    relative = {schema.SUMMARY, *state.facts(event, "").keys()}
+    if custom:
+        relative.add(schema.erased_key(custom))
+    wanted = [
+        schema.meeting_key(meeting_id),
+        schema.marker_key(meeting_id, schema.FIELDS_MARK),
+        *(schema.activity_key(meeting_id, key) for key in sorted(relative)),
+    ]
+    names = {f"k{n}": key for n, key in enumerate(wanted)}
+    low, high = schema.meeting_range(meeting_id)
+    query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and ( {} )".format(
+        " or ".join(f"RowKey eq @{name}" for name in names)
+    )
+    rows = table.query_entities(query, parameters={"pk": owner, "low": low, "high": high, **names})
+    return {row["RowKey"]: row for row in rows}

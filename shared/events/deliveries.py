@@ -1,14 +1,17 @@
 """Recorded webhook deliveries: the receiver, the queue of deliveries to apply, the sweep and replays.
 
 A delivery's identity is the SHA-256 of its raw body (headers are not signed, so the `*-uuid`
-header is recorded, never trusted). The receiver inserts the body with a conditional insert and
-enqueues only its key; a body seen before is not inserted again, and is enqueued again only while
-it has not been applied. Each delivery has a pending row until it is settled, which is what the
-sweep reads: it never scans the deliveries themselves. Layout in docs/data-model.md.
+header is recorded, never trusted). The receiver first indexes the delivery for retention (an
+insert in the `Expiring` partition of the day it falls due, which also recognises a repeat of the
+same body), then inserts the body with a conditional insert, and enqueues only its key; a body seen
+before is not inserted again, and is enqueued again only while it has not been applied. Each
+delivery has a pending row until it is settled, which is what the sweep reads: it never scans the
+deliveries themselves. Layout in docs/data-model.md.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -19,23 +22,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared import health, times
+from shared import retention, schema, times
 from shared.context import Context
-from shared.events import state
 from shared.events.signing import SigningKeys
-from shared.storage import STATUS_TABLE
 
 log = logging.getLogger(__name__)
 
-DELIVERIES_TABLE = "WebhookDeliveries"
-QUEUE = "webhook-events"
 # Deliveries spread over 16 partitions by the first hex digit of their key: one partition would cap
 # the receiver at the 2,000 entities per second a partition serves (a burst of joins at the hour).
-SHARDS = "0123456789abcdef"
-RECORD, PENDING = "d|", "p|"
+SHARDS = schema.DELIVERY_SHARDS
+RECORD, PENDING = schema.DELIVERY, schema.DELIVERY_PENDING
+# Deliveries up to this size travel in their queue message (base64 twice stays under the 64 KiB limit).
+MAX_INLINE_BODY = 24 * 1024
 SWEEP_AFTER = timedelta(minutes=10)
 # An event that keeps failing is retried by the sweep after 10, 20, 40 ... minutes, at most ~10 h apart.
 MAX_SWEEP_DOUBLINGS = 6
@@ -50,7 +51,7 @@ def delivery_key(body: bytes) -> str:
 def entities(key: str, body: bytes, provider: str, headers: Mapping[str, str], received_at: datetime) -> list[dict]:
     """The rows of a newly received delivery: the record and its pending row (one partition, one batch)."""
     prefix = "rtk" if provider == "realtimekit" else "dyte"
-    received = state.stamp(received_at)
+    received = times.stamp(received_at)
     record = {
         "PartitionKey": key[0],
         "RowKey": RECORD + key,
@@ -64,8 +65,33 @@ def entities(key: str, body: bytes, provider: str, headers: Mapping[str, str], r
         "outcome": "",
         "meetingId": "",
     }
-    pending = {"PartitionKey": key[0], "RowKey": PENDING + key, "enqueuedAt": received, "sweeps": 0}
+    pending = {
+        "PartitionKey": key[0],
+        "RowKey": PENDING + key,
+        "enqueuedAt": received,
+        "receivedAt": received,
+        "sweeps": 0,
+    }
     return [record, pending]
+
+
+def _inserts(rows: list[dict[str, Any]]) -> list[tuple]:
+    """The record and its pending row are created (a repeat is refused), and the shard's last delivery
+    replaced (for health: written by every delivery's own batch, it costs no request)."""
+    shard, received = rows[0]["PartitionKey"], rows[0]["receivedAt"]
+    last = {"PartitionKey": shard, "RowKey": schema.LAST_DELIVERY, "receivedAt": received}
+    return [*(("create", row) for row in rows), ("upsert", last)]
+
+
+def last_received(ctx: Context) -> str | None:
+    """When the newest delivery was received (health), from the shards' last-delivery rows in one query."""
+    rows = ctx.storage.table(schema.DELIVERIES, create=False).query_entities(
+        "PartitionKey ge @low and PartitionKey le @high and RowKey eq @row",
+        parameters={"low": SHARDS[0], "high": SHARDS[-1], "row": schema.LAST_DELIVERY},
+        select=["receivedAt"],
+    )
+    newest = max((row["receivedAt"] for row in rows), default="")
+    return times.render(newest)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -75,45 +101,84 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 def receive(ctx: Context, keys: SigningKeys, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     """Verify, record and enqueue one delivery: at most 2 storage requests and 1 queue put.
 
-    Fresh: the insert batch, the queue put, the health timestamp. Seen before: the insert batch
-    (refused), a read of whether it was applied, and a queue put only if it was not.
+    Fresh: the retention entry, the insert batch, the queue put. Seen before (the same day): the
+    retention entry (refused), a read of whether it was applied, and a queue put only if it was not.
+    A body whose entry exists but whose record does not (an earlier attempt failed in between) is
+    recorded then.
     """
     provider = keys.verify(body, headers)
     key = delivery_key(body)
     now = ctx.clock()
-    table = ctx.storage.table(DELIVERIES_TABLE)
+    table = ctx.storage.table(schema.DELIVERIES)
     try:
-        table.submit_transaction([("create", entity) for entity in entities(key, body, provider, headers, now)])
+        ctx.storage.table(schema.EXPIRING).create_entity(
+            retention.delivery_entry(now, key, ctx.settings.event_retention_days)
+        )
+        fresh = True
+    except ResourceExistsError:
+        fresh = False
+    if not fresh:
+        record = load(ctx, key)
+        if record is not None:
+            if not record.get("settledAt"):
+                enqueue(ctx, key)
+            return {"id": key, "duplicate": True}
+    try:
+        table.submit_transaction(_inserts(entities(key, body, provider, headers, now)))
     except TableTransactionError as error:
         if error.status_code != 409:
             raise
+        # Received on an earlier day (its own retention entry is in that day's partition).
         record = table.get_entity(key[0], RECORD + key, select=["settledAt"])
         if not record.get("settledAt"):
             enqueue(ctx, key)
         return {"id": key, "duplicate": True}
-    enqueue(ctx, key)
-    _mark_last_delivery(ctx, now)
+    enqueue(ctx, key, {"provider": provider, "receivedAt": times.stamp(now), "body": body})
     return {"id": key, "duplicate": False}
 
 
-def _mark_last_delivery(ctx: Context, now: datetime) -> None:
-    partition, row = health.WEBHOOK_STATUS_KEY
+def enqueue(ctx: Context, key: str, fresh: dict[str, Any] | None = None) -> None:
+    """Queue a delivery to apply: its key, and when it was just received and is small, the delivery itself,
+    so the applier need not read it back (it checks the body against the key)."""
+    message = key
+    if fresh is not None and len(fresh["body"]) <= MAX_INLINE_BODY:
+        body = base64.b64encode(fresh["body"]).decode("ascii")
+        message = json.dumps({**fresh, "key": key, "body": body}, separators=(",", ":"))
+    ctx.storage.queue(schema.WEBHOOK_QUEUE).send_message(message)
+
+
+def from_message(ctx: Context, message: str) -> dict[str, Any] | None:
+    """The delivery a queue message names: carried in it, or read back; None for a message that is not one."""
+    text = message.strip()
+    if KEY.fullmatch(text):
+        record = load(ctx, text)
+        if record is None:
+            log.warning(json.dumps({"operation": "events.apply", "delivery": text, "outcome": "missing"}))
+            return None
+        return {**record, "key": text}
     try:
-        ctx.storage.table(STATUS_TABLE).upsert_entity(
-            {"PartitionKey": partition, "RowKey": row, "at": times.format_utc(now)}, mode=UpdateMode.MERGE
-        )
-    except AzureError as error:
-        # The delivery is recorded and queued: a stale health timestamp must not make the provider retry.
-        log.warning("webhooks: could not record the last delivery time: %s", type(error).__name__)
-
-
-def enqueue(ctx: Context, key: str) -> None:
-    ctx.storage.queue(QUEUE).send_message(key)
+        carried = json.loads(text)
+        body = base64.b64decode(carried["body"], validate=True)
+        key = carried["key"]
+        if not isinstance(key, str) or not KEY.fullmatch(key) or delivery_key(body) != key:
+            raise ValueError("the body is not the key's")
+        return {
+            "key": key,
+            "PartitionKey": schema.delivery_partition(key),
+            "RowKey": schema.delivery_row(key),
+            "provider": carried["provider"],
+            "receivedAt": carried["receivedAt"],
+            "body": body,
+        }
+    except (ValueError, KeyError, TypeError):
+        # Only this app writes the queue: a message that is no delivery can never succeed, so no retries.
+        log.error(json.dumps({"operation": "events.apply", "outcome": "bad-message"}))
+        return None
 
 
 def load(ctx: Context, key: str) -> Any | None:
     try:
-        return ctx.storage.table(DELIVERIES_TABLE).get_entity(key[0], RECORD + key)
+        return ctx.storage.table(schema.DELIVERIES).get_entity(key[0], RECORD + key)
     except ResourceNotFoundError:
         return None
 
@@ -123,11 +188,11 @@ def settle(ctx: Context, key: str, outcome: str, meeting_id: str) -> None:
     record = {
         "PartitionKey": key[0],
         "RowKey": RECORD + key,
-        "settledAt": state.stamp(ctx.clock()),
+        "settledAt": times.stamp(ctx.clock()),
         "outcome": outcome,
         "meetingId": meeting_id,
     }
-    table = ctx.storage.table(DELIVERIES_TABLE)
+    table = ctx.storage.table(schema.DELIVERIES)
     try:
         table.submit_transaction(
             [
@@ -144,7 +209,7 @@ def settle(ctx: Context, key: str, outcome: str, meeting_id: str) -> None:
 def sweep(ctx: Context) -> int:
     """Re-enqueue deliveries recorded and not applied for 10 minutes (then backing off); how many."""
     now = ctx.clock()
-    table = ctx.storage.table(DELIVERIES_TABLE)
+    table = ctx.storage.table(schema.DELIVERIES)
     requeued = 0
     for shard in SHARDS:
         rows = table.query_entities(
@@ -152,13 +217,13 @@ def sweep(ctx: Context) -> int:
             parameters={
                 "pk": shard,
                 "low": PENDING,
-                "high": state.after(PENDING),
-                "cutoff": state.stamp(now - SWEEP_AFTER),
+                "high": schema.after(PENDING),
+                "cutoff": times.stamp(now - SWEEP_AFTER),
             },
         )
         for row in rows:
             sweeps = int(row.get("sweeps") or 0)
-            due = times.parse_rfc3339(row["enqueuedAt"]) + SWEEP_AFTER * 2 ** min(sweeps, MAX_SWEEP_DOUBLINGS)
+            due = times.from_stamp(row["enqueuedAt"]) + SWEEP_AFTER * 2 ** min(sweeps, MAX_SWEEP_DOUBLINGS)
             if due > now:
                 continue
             enqueue(ctx, row["RowKey"].removeprefix(PENDING))
@@ -166,13 +231,30 @@ def sweep(ctx: Context) -> int:
             # Settled or swept meanwhile: then the message just sent is a harmless repeat.
             with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
                 table.update_entity(
-                    {**_keys(row), "enqueuedAt": state.stamp(now), "sweeps": sweeps + 1},
+                    {**_keys(row), "enqueuedAt": times.stamp(now), "sweeps": sweeps + 1},
                     mode=UpdateMode.MERGE,
                     etag=row.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,
                 )
     log.info(json.dumps({"operation": "events.sweep", "requeued": requeued}))
     return requeued
+
+
+def stuck_count(ctx: Context, now: datetime) -> int:
+    """Deliveries recorded and not applied for SWEEP_AFTER (health's count: pending rows only)."""
+    table = ctx.storage.table(schema.DELIVERIES)
+    cutoff = times.stamp(now - SWEEP_AFTER)
+    return sum(
+        sum(
+            1
+            for _ in table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and receivedAt le @cutoff",
+                parameters={"pk": shard, "low": PENDING, "high": schema.after(PENDING), "cutoff": cutoff},
+                select=["RowKey"],
+            )
+        )
+        for shard in SHARDS
+    )
 
 
 def replay(ctx: Context, *, meeting_id: str | None = None, since: datetime | None = None) -> int:
@@ -185,13 +267,13 @@ def replay(ctx: Context, *, meeting_id: str | None = None, since: datetime | Non
     if meeting_id is not None:
         condition, value = "meetingId eq @value", meeting_id
     else:
-        condition, value = "receivedAt ge @value", state.stamp(since)
-    table = ctx.storage.table(DELIVERIES_TABLE)
+        condition, value = "receivedAt ge @value", times.stamp(since)
+    table = ctx.storage.table(schema.DELIVERIES)
     count = 0
     for shard in SHARDS:
         rows = table.query_entities(
             f"PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and {condition}",
-            parameters={"pk": shard, "low": RECORD, "high": state.after(RECORD), "value": value},
+            parameters={"pk": shard, "low": RECORD, "high": schema.after(RECORD), "value": value},
             select=["RowKey"],
         )
         for row in rows:
@@ -206,12 +288,12 @@ def redact_participant(ctx: Context, meeting_id: str, custom_participant_id: str
     A record keeps its key (the hash of the body as received), so the same body delivered again is
     still recognised as seen and never applied a second time. How many records were redacted.
     """
-    table = ctx.storage.table(DELIVERIES_TABLE)
+    table = ctx.storage.table(schema.DELIVERIES)
     redacted = 0
     for shard in SHARDS:
         rows = table.query_entities(
             "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and meetingId eq @meeting",
-            parameters={"pk": shard, "low": RECORD, "high": state.after(RECORD), "meeting": meeting_id},
+            parameters={"pk": shard, "low": RECORD, "high": schema.after(RECORD), "meeting": meeting_id},
         )
         redacted += sum(redact_record(ctx, row, custom_participant_id) for row in rows)
     return redacted
@@ -230,7 +312,7 @@ def redact_record(ctx: Context, row: Mapping[str, Any], custom_participant_id: s
         return False
     participant["userDisplayName"] = ""
     body = json.dumps(document, separators=(",", ":")).encode()
-    ctx.storage.table(DELIVERIES_TABLE).update_entity(
+    ctx.storage.table(schema.DELIVERIES).update_entity(
         {**_keys(row), "body": body, "redacted": True}, mode=UpdateMode.MERGE
     )
     return True

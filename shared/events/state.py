@@ -5,7 +5,7 @@ partial rows (`facts`), and partial rows merge into stored rows (`merge`). Every
 group is a maximum or a minimum over a total order, so merging is commutative, associative and
 idempotent: any permutation of the same deliveries, with any duplicates, ends in the same rows.
 
-Rows live in one partition per meeting (table `MeetingActivity`, see docs/data-model.md):
+Rows live in one partition per provider meeting (table `MeetingActivity`, see docs/data-model.md):
 
 - `s|{session}`: a session (`sessionId`, `startedAt`, `endedAt`, `endReason`)
 - `t|{session}|{peer}`: one join interval of one peer in one session
@@ -16,18 +16,17 @@ Times are stored as fixed-width UTC strings (`stamp`), so that comparing strings
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import times
+from shared.schema import interval_key, recording_key, session_key
+from shared.times import stamp
 
 MEETING_STARTED = "meeting.started"
 MEETING_ENDED = "meeting.ended"
@@ -41,9 +40,6 @@ SESSION_EVENTS = (MEETING_STARTED, MEETING_ENDED, PARTICIPANT_JOINED, PARTICIPAN
 # The contract's order of recording states; RECORDING and PAUSED tie, and ties go to the later event.
 RECORDING_RANK = {"INVOKED": 0, "RECORDING": 1, "PAUSED": 1, "UPLOADING": 2, "ERRORED": 3, "UPLOADED": 4}
 
-ACTIVITY_TABLE = "MeetingActivity"
-SESSION, INTERVAL, RECORDING = "s|", "t|", "r|"
-
 MAX_ID_CHARACTERS = 256
 MAX_NAME_CHARACTERS = 200
 MAX_REASON_CHARACTERS = 100
@@ -51,7 +47,6 @@ MAX_URL_CHARACTERS = 4096
 MAX_COUNT = 2.0**53  # counts are stored as doubles: exact up to here
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _DATE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*([Zz]|[+-]\d{2}:?\d{2})?")
 _EPOCH = re.compile(r"\d{9,17}(?:\.\d+)?")
 _DECIMAL = re.compile(r"\d{1,16}(?:\.\d+)?")
@@ -61,11 +56,6 @@ _BARE_REASON = re.compile(r"[A-Z][A-Z0-9_]{0,99}")
 
 
 # Lenient parsing -------------------------------------------------------------------------------
-
-
-def stamp(instant: datetime) -> str:
-    """The stored form of an instant: UTC, microseconds, fixed width (string order = time order)."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def instant(value: Any) -> str:
@@ -149,22 +139,6 @@ def stop_reason(value: Any) -> str:
     if match:
         return match.group(1)
     return value.strip() if _BARE_REASON.fullmatch(value.strip()) else ""
-
-
-def key_part(value: str) -> str:
-    """A provider id as part of a RowKey: itself when plainly safe, else `~` and its hash.
-
-    Keys may not hold `/ \\ # ?` or control characters; `|` separates key parts here.
-    """
-    if _PLAIN_KEY.fullmatch(value):
-        return value
-    digest = hashlib.sha256(value.encode("utf-8")).digest()
-    return "~" + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-
-
-def after(prefix: str) -> str:
-    """The least string above every string that starts with `prefix` (a range query's end)."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 # Events ----------------------------------------------------------------------------------------
@@ -305,18 +279,6 @@ def _with_recording(event: Event, recording: Any) -> Event | None:
 # Facts and merging -----------------------------------------------------------------------------
 
 
-def session_key(session_id: str) -> str:
-    return SESSION + key_part(session_id)
-
-
-def interval_key(session_id: str, peer_id: str) -> str:
-    return f"{INTERVAL}{key_part(session_id)}|{key_part(peer_id)}"
-
-
-def recording_key(recording_id: str) -> str:
-    return RECORDING + key_part(recording_id)
-
-
 def without_name(event: Event) -> Event:
     """The event with its participant's display name removed (the account was closed)."""
     return dataclasses.replace(event, participant=dataclasses.replace(event.participant, name=""))
@@ -417,23 +379,42 @@ def merge(current: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
-def activity(ended_at: Iterable[str]) -> str:
-    """A meeting's `activity` from its sessions' `endedAt`: live while any is open, else ended, else ""."""
-    sessions = list(ended_at)
-    if not sessions:
+# The meeting's summary row: which sessions were ever seen and which ended. Both only grow (set union),
+# so the status derived from them is the same in any order of delivery.
+MAX_SUMMARY_SESSIONS = 1500  # 64 KiB of keys: the oldest ended sessions are forgotten beyond this
+
+
+def summarize(summary: Mapping[str, Any], event: Event) -> dict[str, str]:
+    """The summary row's properties with the event's session folded in."""
+    seen, ended = _sessions(summary, "seen"), _sessions(summary, "ended")
+    if event.name in SESSION_EVENTS and event.session_id:
+        key = session_key(event.session_id)
+        seen.add(key)
+        if event.ended_at:
+            ended.add(key)
+    return {"seen": _dump(seen, ended), "ended": _dump(ended, ended)}
+
+
+def seen(summary: Mapping[str, Any], session_id: str) -> bool:
+    return session_key(session_id) in _sessions(summary, "seen")
+
+
+def _sessions(summary: Mapping[str, Any], name: str) -> set[str]:
+    return set(json.loads(summary.get(name) or "[]"))
+
+
+def _dump(sessions: set[str], ended: set[str]) -> str:
+    kept = sorted(sessions)
+    if len(kept) > MAX_SUMMARY_SESSIONS:
+        # Forget ended sessions first: an open one must keep the meeting live.
+        kept = sorted(sessions - ended)[:MAX_SUMMARY_SESSIONS] + sorted(sessions & ended)
+        kept = kept[:MAX_SUMMARY_SESSIONS]
+    return json.dumps(kept, separators=(",", ":"))
+
+
+def activity(summary: Mapping[str, Any]) -> str:
+    """A meeting's `activity`: live while any seen session is open, else ended, else ""."""
+    seen, ended = _sessions(summary, "seen"), _sessions(summary, "ended")
+    if not seen:
         return ""
-    return "live" if any(not value for value in sessions) else "ended"
-
-
-# Rendering -------------------------------------------------------------------------------------
-
-
-def render_time(value: str | None) -> str | None:
-    return times.format_utc(datetime.fromisoformat(value.replace("Z", "+00:00"))) if value else None
-
-
-def seconds_between(start: str | None, end: str | None) -> int | None:
-    if not start or not end or end < start:
-        return None
-    span = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(start.replace("Z", "+00:00"))
-    return round(span.total_seconds())
+    return "live" if seen - ended else "ended"

@@ -4,7 +4,7 @@ import concurrent.futures
 
 import pytest
 
-from shared.invites import invite_id
+from shared.schema import invite_id
 from tests.api.conftest import problem
 
 

@@ -18,7 +18,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueClient
 
 from dev.provider import webhooks
-from shared import times
+from shared import schema, times
 from shared.events import deliveries, state
 from shared.provider import ProviderClient
 from tests import support
@@ -61,14 +61,14 @@ def table(app, name: str):
 
 
 def delivery(app, key: str) -> dict | None:
-    rows = table(app, deliveries.DELIVERIES_TABLE).query_entities(
+    rows = table(app, schema.DELIVERIES).query_entities(
         "PartitionKey eq @pk and RowKey eq @rk", parameters={"pk": key[0], "rk": deliveries.RECORD + key}
     )
     return next(iter(rows), None)
 
 
 def pending(app, key: str) -> dict | None:
-    rows = table(app, deliveries.DELIVERIES_TABLE).query_entities(
+    rows = table(app, schema.DELIVERIES).query_entities(
         "PartitionKey eq @pk and RowKey eq @rk", parameters={"pk": key[0], "rk": deliveries.PENDING + key}
     )
     return next(iter(rows), None)
@@ -352,6 +352,7 @@ def test_shuffled_duplicated_deliveries_build_sessions_recordings_and_status(app
         "stoppedAt": "2026-11-25T10:01:47.420986Z",
         "durationSeconds": 47,
         "sizeBytes": 2044680,  # a string in RealtimeKit's payload
+        "stored": False,  # its link leads nowhere here, so no copy of ours exists
         "downloadUrl": f"https://recordings.invalid/{recording}.mp4",
     }
     eventually(lambda: status_of(owner, meeting) == ("ended", "ended"), what="ended")
@@ -415,7 +416,7 @@ def test_the_sweep_timer_enqueues_what_was_not_applied_for_ten_minutes(app):
     for payload, received_at in ((old, now - timedelta(minutes=11)), (young, now - timedelta(minutes=2))):
         body = compact(payload)
         rows = deliveries.entities(deliveries.delivery_key(body), body, mode, {}, received_at)
-        table(app, deliveries.DELIVERIES_TABLE).submit_transaction([("create", row) for row in rows])
+        table(app, schema.DELIVERIES).submit_transaction([("create", row) for row in rows])
     response = requests.post(f"{app.url}/admin/functions/sweep_webhook_events", json={"input": ""}, timeout=10)
     assert response.status_code == 202
     assert settled(app, key_of(old))["outcome"] == "applied"

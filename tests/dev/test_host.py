@@ -435,6 +435,40 @@ def test_message_that_is_not_base64_goes_straight_to_poison(queue_host) -> None:
     assert not recorder.of("consume")
 
 
+def test_queue_functions_sharing_a_connection_all_fit_its_pool(storage, prefix, caplog) -> None:
+    """More queue triggers on one connection: a full batch in flight on each, nothing outgrows the shared pool."""
+    queues, batch = ("one", "two", "three"), 16
+    in_flight, release = threading.Semaphore(0), threading.Event()
+    app = func.FunctionApp()
+    for name in queues:
+
+        @app.function_name(f"hold_{name}")
+        @app.queue_trigger(arg_name="msg", queue_name=f"{prefix}-{name}", connection="AzureWebJobsStorage")
+        async def hold(msg: func.QueueMessage) -> None:
+            in_flight.release()
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+
+    clients = [QueueClient.from_connection_string(storage.connection_string, f"{prefix}-{name}") for name in queues]
+    for client in clients:
+        client.create_queue()
+        for _ in range(batch):
+            client.send_message(base64.b64encode(b"job").decode())
+    dev_host = DevHost(
+        app,
+        settings={"AzureWebJobsStorage": storage.connection_string},
+        queues=QueueOptions(batch_size=batch, max_polling_interval=0.1),
+    )
+    with dev_host.start():
+        for _ in range(batch * len(queues)):
+            assert in_flight.acquire(timeout=10)
+        release.set()  # every message is deleted at about the same time
+        assert _wait_until(lambda: all(_stored(client) == 0 for client in clients))
+    assert not [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()]
+    for client in clients:
+        client.close()
+
+
 def _peek(client: QueueClient) -> list[Any]:
     try:
         return list(client.peek_messages(max_messages=32))

@@ -1,0 +1,128 @@
+"""Who may do what (contract sections 2 and 3), as allow-lists, in one place.
+
+Every role decision in the code goes through here: a role gets exactly what it is granted below, so
+a new role gets nothing until someone grants it. A caller's role on a meeting comes from
+`relation`: the owner; else their usable invite (a revoked one gives nothing, whatever the access);
+else a guest, when the meeting's access is `organization`; else none (404: never reveal existence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from shared import problems
+
+if TYPE_CHECKING:
+    from shared.model import Invite, Meeting
+    from shared.settings import Settings
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    HOST = "host"
+    PARTICIPANT = "participant"
+    GUEST = "guest"
+
+
+class Action(StrEnum):
+    READ = "read"  # the meeting as its members see it
+    READ_AS_GUEST = "read-as-guest"  # the guest view: never the invites
+    EDIT = "edit"
+    CANCEL = "cancel"
+    INVITE_HOSTS = "invite-hosts"
+    INVITE_PARTICIPANTS = "invite-participants"
+    CHANGE_HOST_INVITES = "change-host-invites"  # re-invite, or give another role to, a host's invite
+    REINVITE_REVOKED = "reinvite-revoked"
+    SEE_INVITES = "see-invites"
+    REVOKE = "revoke"
+    DECLINE = "decline"
+    SEE_SESSIONS = "see-sessions"
+    SEE_RECORDINGS = "see-recordings"
+    END = "end"
+    JOIN = "join"
+    JOIN_BEFORE_WINDOW = "join-before-window"  # from any time before the start, not only 15 minutes
+
+
+class Access(StrEnum):
+    INVITED = "invited"
+    ORGANIZATION = "organization"
+
+
+_GRANTS: dict[Action, frozenset[Role]] = {
+    Action.READ: frozenset({Role.OWNER, Role.HOST, Role.PARTICIPANT}),
+    Action.READ_AS_GUEST: frozenset({Role.GUEST}),
+    Action.EDIT: frozenset({Role.OWNER}),
+    Action.CANCEL: frozenset({Role.OWNER}),
+    Action.INVITE_HOSTS: frozenset({Role.OWNER}),
+    Action.INVITE_PARTICIPANTS: frozenset({Role.OWNER, Role.HOST}),
+    Action.CHANGE_HOST_INVITES: frozenset({Role.OWNER}),
+    Action.REINVITE_REVOKED: frozenset({Role.OWNER}),
+    Action.SEE_INVITES: frozenset({Role.OWNER, Role.HOST}),
+    Action.REVOKE: frozenset({Role.OWNER}),
+    Action.DECLINE: frozenset({Role.HOST, Role.PARTICIPANT}),
+    Action.SEE_SESSIONS: frozenset({Role.OWNER, Role.HOST}),
+    Action.SEE_RECORDINGS: frozenset({Role.OWNER, Role.HOST}),
+    Action.END: frozenset({Role.OWNER, Role.HOST}),
+    Action.JOIN: frozenset({Role.OWNER, Role.HOST, Role.PARTICIPANT, Role.GUEST}),
+    Action.JOIN_BEFORE_WINDOW: frozenset({Role.OWNER, Role.HOST}),
+}
+
+# The roles an invite can carry, strongest first: a caller with several invites acts with the strongest.
+INVITE_ROLES = (Role.HOST, Role.PARTICIPANT)
+# Strongest first: what the list shows when a caller is related to a meeting in several ways.
+STRENGTH = (Role.OWNER, Role.HOST, Role.PARTICIPANT, Role.GUEST)
+
+_PRESET_OF = {Role.OWNER: "host", Role.HOST: "host", Role.PARTICIPANT: "participant", Role.GUEST: "guest"}
+
+
+def allows(role: Role | None, action: Action) -> bool:
+    return role is not None and role in _GRANTS[action]
+
+
+def require(role: Role, action: Action, refusal: str) -> None:
+    """403 unless `role` is granted `action` (the caller already sees the meeting)."""
+    if not allows(role, action):
+        raise problems.Forbidden(refusal)
+
+
+def strongest(roles: Iterable[Role]) -> Role:
+    return min(roles, key=STRENGTH.index)
+
+
+def preset(settings: Settings, provider: str, role: Role) -> str:
+    """The provider preset a role joins with: owner and host the host preset, and so on."""
+    return settings.presets_for(provider)[_PRESET_OF[role]]
+
+
+def usable_invite(caller_id: str, invites: Iterable[Invite]) -> Invite | None:
+    """The caller's invite among those addressed to their verified addresses, or None.
+
+    Revoked invites give nothing; an invite bound to another identity is not theirs; among several,
+    the strongest role, then an accepted one.
+    """
+    usable = [invite for invite in invites if invite.status != "revoked" and invite.bound_to in ("", caller_id)]
+    if not usable:
+        return None
+    return min(usable, key=lambda invite: (INVITE_ROLES.index(invite.role), invite.status != "accepted"))
+
+
+def relation(caller_id: str, meeting: Meeting, invites: Iterable[Invite]) -> tuple[Role, Invite | None] | None:
+    """The caller's role on the meeting and the invite it comes from; None: no relation (404)."""
+    if meeting.owner_id == caller_id:
+        return Role.OWNER, None
+    invites = list(invites)
+    invite = usable_invite(caller_id, invites)
+    if invite is not None:
+        return invite.role, invite
+    revoked = any(invite.status == "revoked" and invite.bound_to in ("", caller_id) for invite in invites)
+    if meeting.access == Access.ORGANIZATION and not revoked:
+        # Signed in from an allowed tenant (authentication checked that) and holding the link.
+        return Role.GUEST, None
+    return None
+
+
+def may_still_join(meeting: Meeting, role: Role | None) -> bool:
+    """Whether a participant with this current role keeps a place at the provider (the reconciler's rule)."""
+    return role is not None and not meeting.cancelled and allows(role, Action.JOIN)
