@@ -35,7 +35,7 @@ export function formFromMeeting(meeting: Meeting): FormValues {
     starts: meeting.startsAt ? isoToWallTime(meeting.startsAt, meeting.timeZone) : "",
     ends: meeting.endsAt ? isoToWallTime(meeting.endsAt, meeting.timeZone) : "",
     timeZone: meeting.timeZone,
-    access: meeting.access ?? "invited",
+    access: meeting.access,
     recordOnStart: false,
     invitees: "",
   };
@@ -60,7 +60,7 @@ const instant = (local: string, zone: string) => (local ? wallTimeToIso(local, z
 
 export function createBody(values: FormValues): MeetingCreate {
   const body: MeetingCreate = { title: values.title.trim(), timeZone: values.timeZone };
-  // `invited` is the default: sent only when it differs, as a deployment without `access` requires.
+  // `invited` is the API's default: sent only when it differs, like every other optional field.
   if (values.access !== "invited") body.access = values.access;
   if (values.description.trim()) body.description = values.description.trim();
   const startsAt = instant(values.starts, values.timeZone);

@@ -214,7 +214,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** End the live session for everyone (owner and hosts) */
+        /** End the live session for everyone (owner and hosts; rate limited like joins) */
         post: operations["endMeeting"];
         delete?: never;
         options?: never;
@@ -307,7 +307,8 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         Problem: {
-            type: string;
+            /** @enum {string} */
+            type: "urn:meetings:problem:validation" | "urn:meetings:problem:unauthorized" | "urn:meetings:problem:insufficient-scope" | "urn:meetings:problem:forbidden" | "urn:meetings:problem:not-found" | "urn:meetings:problem:conflict" | "urn:meetings:problem:cancelled" | "urn:meetings:problem:join-window" | "urn:meetings:problem:precondition-failed" | "urn:meetings:problem:payload-too-large" | "urn:meetings:problem:unsupported-media-type" | "urn:meetings:problem:rate-limited" | "urn:meetings:problem:provider-rejected" | "urn:meetings:problem:provider-unavailable" | "urn:meetings:problem:provider-timeout" | "urn:meetings:problem:unavailable" | "urn:meetings:problem:misconfigured" | "urn:meetings:problem:internal";
             title: string;
             status: number;
             detail?: string;
@@ -316,11 +317,20 @@ export interface components {
                 field: string;
                 message: string;
             }[];
+            /** @description With 429 and 503 (also in `Retry-After`, which browsers cannot read) */
             retryAfterSeconds?: number;
-            /** Format: date-time */
-            joinOpensAt?: string;
-            /** Format: date-time */
-            joinClosesAt?: string;
+            /**
+             * Format: date-time
+             * @description With `join-window`; null when the meeting has no start
+             */
+            joinOpensAt?: string | null;
+            /**
+             * Format: date-time
+             * @description With `join-window`; null when the meeting has no end
+             */
+            joinClosesAt?: string | null;
+            /** @description With `precondition-failed`, the meeting's current version */
+            version?: number;
         };
         Health: {
             /** @enum {string} */
@@ -332,6 +342,16 @@ export interface components {
                 provider: "configured" | "missing";
                 /** Format: date-time */
                 lastWebhookAt: string | null;
+                /** @description Present when degraded by settings; the names of the missing or malformed ones */
+                settings?: string[];
+                /** @description Present when degraded by background work: counts of follow-ups (provider and derived rows), account closings and emails waiting more than 10 minutes, deliveries recorded and not applied for 10 minutes, and messages in poison queues (no names, no personal data) */
+                stuck?: {
+                    reconciliations?: number;
+                    accountClosings?: number;
+                    mails?: number;
+                    deliveries?: number;
+                    poisonMessages?: number;
+                };
             };
         };
         Export: {
@@ -382,12 +402,17 @@ export interface components {
             endsAt: string | null;
             /** @description IANA time zone name used to display the schedule */
             timeZone: string;
+            /**
+             * @description `invited`: only the owner and invitees see and join it. `organization`: also any signed-in user of an allowed tenant who has the link, as a guest the provider's waiting room holds until a host admits them
+             * @enum {string}
+             */
+            access: "invited" | "organization";
             owner: {
                 id: string;
                 name: string;
             };
             /** @enum {string} */
-            myRole: "owner" | "host" | "participant";
+            myRole: "owner" | "host" | "participant" | "guest";
             /** @enum {string} */
             provider: "dyte" | "realtimekit";
             providerMeetingId: string;
@@ -411,6 +436,11 @@ export interface components {
             endsAt?: string;
             /** @description IANA time zone name (default UTC) */
             timeZone?: string;
+            /**
+             * @default invited
+             * @enum {string}
+             */
+            access?: "invited" | "organization";
             invitees?: components["schemas"]["Invitee"][];
             settings?: {
                 recordOnStart?: boolean;
@@ -425,6 +455,8 @@ export interface components {
             /** Format: date-time */
             endsAt?: string | null;
             timeZone?: string;
+            /** @enum {string} */
+            access?: "invited" | "organization";
         };
         Invitee: {
             /** Format: email */
@@ -433,7 +465,7 @@ export interface components {
              * @default participant
              * @enum {string}
              */
-            role: "host" | "participant";
+            role?: "host" | "participant";
         };
         Invite: {
             /** @description base64url of the SHA-256 of the lower-cased email (22 characters) */
@@ -458,7 +490,8 @@ export interface components {
             /** @description The provider participant token for the client SDK */
             authToken: string;
             /** @enum {string} */
-            role: "owner" | "host" | "participant";
+            role: "owner" | "host" | "participant" | "guest";
+            /** @description The provider preset: the host preset for owner and host, the guest preset (a waiting room) for guests */
             preset: string;
             /** Format: date-time */
             expiresAt: string | null;
@@ -481,6 +514,11 @@ export interface components {
                 userId: string | null;
                 /** @description The display name the provider reported */
                 name: string;
+                /**
+                 * @description Present for a guest (organization access)
+                 * @enum {string}
+                 */
+                role?: "guest";
                 /** Format: date-time */
                 joinedAt: string | null;
                 /**
@@ -503,6 +541,8 @@ export interface components {
             stoppedAt: string | null;
             durationSeconds: number | null;
             sizeBytes: number | null;
+            /** @description Whether a copy is kept in this deployment's own storage */
+            stored: boolean;
             /** Format: uri */
             downloadUrl: string | null;
             /** Format: date-time */
@@ -635,7 +675,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description A dependency (storage, the sign-in keys, the video provider) is unavailable; retry after `Retry-After` seconds */
+        /** @description A dependency (storage, the sign-in keys, the video provider) is unavailable, or the deployment is missing a required setting (`misconfigured`, naming it); retry after `retryAfterSeconds` */
         Unavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
@@ -1135,6 +1175,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
             502: components["responses"]["ProviderRejected"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["ProviderTimeout"];

@@ -47,7 +47,10 @@ function SessionAttendance({ session }: { session: Session }) {
         <tbody>
           {session.participants.map((person, index) => (
             <tr key={`${person.userId ?? person.name}-${person.joinedAt ?? index}`}>
-              <th scope="row">{person.name}</th>
+              <th scope="row">
+                {person.name}
+                {person.role === "guest" ? " (guest)" : ""}
+              </th>
               <td>{when(person.joinedAt)}</td>
               <td>{person.leftAt ? when(person.leftAt) : "Still there"}</td>
               <td>{person.durationSeconds === null ? "—" : formatDuration(person.durationSeconds)}</td>

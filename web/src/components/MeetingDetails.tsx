@@ -3,7 +3,7 @@ import { roleSentence } from "../roles";
 import { MeetingSchedule } from "./MeetingSchedule";
 import { StatusBadge } from "./StatusBadge";
 
-const ACCESS: Record<NonNullable<Meeting["access"]>, string> = {
+const ACCESS: Record<Meeting["access"], string> = {
   invited: "Only invited people",
   organization: "Anyone in the organization with the link; a host lets them in",
 };
@@ -20,7 +20,7 @@ export function MeetingDetails({ meeting }: { meeting: Meeting }) {
         <MeetingSchedule meeting={meeting} />
       </dd>
       <dt>Who may join</dt>
-      <dd>{ACCESS[meeting.access ?? "invited"]}</dd>
+      <dd>{ACCESS[meeting.access]}</dd>
       <dt>You</dt>
       <dd>{roleSentence(meeting)}</dd>
       {meeting.description && (
