@@ -241,7 +241,11 @@ def test_problems_read_as_sentences(stack: Stack, alice: Person, bob: Person):
 
 
 def test_account_export_and_closing(erin: Person):
-    erin.sign_in()
+    erin.sign_in("/no/such/page")
+    erin.heading("Page not found")
+    erin.check_accessibility("page not found")
+    erin.page.get_by_role("link", name="Go to my meetings").click()
+    erin.heading("My meetings")
     erin.page.get_by_role("link", name="My account").click()
     erin.heading("My account")
     expect(erin.page.get_by_text(erin.email)).to_be_visible()
