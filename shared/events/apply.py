@@ -90,6 +90,12 @@ def apply(ctx: Context, record: dict[str, Any]) -> Applied:
         if found is None:
             continue
         owner, meeting_id = found
+        if event.participant is not None and not event.session_id:
+            # An older payload without meeting.sessionId: the one session live at its time, else incomplete.
+            placed = _in_session_at_its_time(ctx, owner, meeting_id, event)
+            if placed is None:
+                return Applied("incomplete", name, meeting_id)
+            event = placed
         result = storage.retry(lambda owner=owner, meeting_id=meeting_id: _apply(ctx, owner, meeting_id, event))
         if result is None:
             break  # the mapping outlived its meeting (retention): nothing to apply it to
@@ -99,6 +105,18 @@ def apply(ctx: Context, record: dict[str, Any]) -> Applied:
             deliveries.redact_record(ctx, record, erased)
         return Applied("applied", name, meeting_id, event.session_id)
     return Applied("unknown-meeting", name, session_id=event.session_id)
+
+
+def _in_session_at_its_time(ctx: Context, owner: str, meeting_id: str, event: state.Event) -> state.Event | None:
+    low, high = schema.activity_range(meeting_id, schema.SESSION)
+    sessions = ctx.storage.table(schema.MEETINGS).query_entities(
+        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+        parameters={"pk": owner, "low": low, "high": high},
+        select=["sessionId", "startedAt", "endedAt"],
+    )
+    participant = event.participant
+    session_id = state.session_at(sessions, participant.joined_at or participant.left_at or event.received_at)
+    return state.in_session(event, session_id) if session_id else None
 
 
 def _apply(ctx: Context, owner: str, meeting_id: str, event: state.Event) -> str | None:
@@ -158,6 +176,9 @@ def _fold_session(ctx: Context, batch: Batch, rows: dict[str, Any], meeting: Mee
         from shared import meetings  # imported here: webhooks change a meeting's status, nothing else of it
 
         meetings.set_activity(ctx, batch, meeting, wanted)
+        # In the order it changed, unlike the events: for an operator following a meeting.
+        status = {"operation": "events.status", "meetingId": meeting_id, "activity": wanted}
+        batch.after_commit(lambda: log.info(json.dumps(status)))
     elif owed:
         # An earlier attempt wrote the status and its follow-up marker, then died before queueing it.
         batch.after_commit(lambda: jobs.enqueue(ctx, jobs.Kind.FOLLOW_UP, {"meetingId": meeting_id}))

@@ -50,16 +50,16 @@ def delivery_key(body: bytes) -> str:
 
 def entities(key: str, body: bytes, provider: str, headers: Mapping[str, str], received_at: datetime) -> list[dict]:
     """The rows of a newly received delivery: the record and its pending row (one partition, one batch)."""
-    prefix = "rtk" if provider == "realtimekit" else "dyte"
     received = times.stamp(received_at)
     record = {
         "PartitionKey": key[0],
         "RowKey": RECORD + key,
         "provider": provider,
         "receivedAt": received,
-        # Unsigned, so only recorded: for matching the provider's delivery log, never for decisions.
-        "deliveryId": _header(headers, f"{prefix}-uuid"),
-        "webhookId": _header(headers, f"{prefix}-webhook-id"),
+        # Unsigned, so only recorded: for matching the provider's delivery log, never for decisions. Either
+        # header family, whichever key verified (RealtimeKit deliveries with Dyte's names were reported).
+        "deliveryId": _header(headers, "rtk-uuid") or _header(headers, "dyte-uuid"),
+        "webhookId": _header(headers, "rtk-webhook-id") or _header(headers, "dyte-webhook-id"),
         "body": body,
         "settledAt": "",
         "outcome": "",

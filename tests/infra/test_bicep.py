@@ -503,15 +503,16 @@ def test_stuck_work_alert_fires_per_kind_of_work_waiting_over_ten_minutes():
     rule = _alerts()["stuckWorkAlert"]
     query = _query(rule)
     for needle in (
-        'operation == "jobs.run" and toint(m.attempt) >= 10',
-        'operation in ("events.sweep", "mail.sweep") and toint(m.requeued) > 0',
+        'operation == "pending.retry" and toint(m.attempts) >= 10',
+        'operation == "events.sweep" and toint(m.requeued) > 0',
         "summarize stuck = count() by work",
     ):
         assert needle in query, needle
-    # attempt >= 10 means more than 10 minutes of retries: the delays before it add up to 1022 s.
-    from shared import jobs
+    # attempts >= 10 means more than 10 minutes of retries: the delays before it add up to over 600 s
+    # (each within 10% of 2, 4, ... 512 s).
+    from shared import pending
 
-    assert sum(min(jobs.MAX_DELAY_SECONDS, 2**attempt) for attempt in range(1, 10)) >= 600
+    assert sum(pending.backoff(attempt).total_seconds() for attempt in range(1, 10)) >= 600
     criterion = rule["properties"]["criteria"]["allOf"][0]
     assert [d["name"] for d in criterion["dimensions"]] == ["work"]
     assert criterion["metricMeasureColumn"] == "stuck" and criterion["threshold"] == 0

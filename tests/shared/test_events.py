@@ -3,6 +3,7 @@ injected clock, and concurrent application of shuffled, duplicated deliveries ag
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import threading
@@ -163,10 +164,18 @@ def test_the_two_documented_key_document_shapes_and_odd_ones():
     assert signing.load_key(pem.replace("\n", "\\n")) is not None  # app settings often escape newlines
 
 
+def configured(dyte_key, realtimekit_key) -> signing.SigningKeys:
+    """Both providers' keys as PEM settings (newlines escaped, as app settings carry them)."""
+    settings = support.load(
+        WEBHOOK_PUBLIC_KEY=webhooks.public_pem(dyte_key).replace("\n", "\\n"),
+        REALTIMEKIT_WEBHOOK_PUBLIC_KEY=webhooks.public_pem(realtimekit_key),
+    )
+    return signing.SigningKeys.from_settings(settings)
+
+
 def test_configured_keys_and_the_signature_headers():
     private = webhooks.new_key()
-    settings = support.load(WEBHOOK_PUBLIC_KEY=webhooks.public_pem(private).replace("\n", "\\n"))
-    keys = signing.SigningKeys.from_settings(settings)
+    keys = configured(private, webhooks.new_key())
     body = b'{"event":"meeting.summary"}'
     signature = webhooks.sign(private, body)
     assert keys.verify(body, {"dyte-signature": signature}) == "dyte"
@@ -183,6 +192,50 @@ def test_configured_keys_and_the_signature_headers():
     elliptic = ec.generate_private_key(ec.SECP256R1()).public_key()
     elliptic_pem = elliptic.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert signing.load_key(elliptic_pem.decode()) is None  # RSA only, as both providers sign
+
+
+def test_a_signature_under_one_providers_header_made_with_the_others_key_verifies_as_the_other():
+    """Reported during the migration: RealtimeKit deliveries with Dyte's header names. A 401 is never retried,
+    so every configured key is tried before refusing; the delivery records the provider whose key verified."""
+    dyte_key, rtk_key = webhooks.new_key(), webhooks.new_key()
+    keys = configured(dyte_key, rtk_key)
+    body = b'{"event":"meeting.started"}'
+    assert keys.verify(body, {"dyte-signature": webhooks.sign(rtk_key, body), "dyte-uuid": "u"}) == "realtimekit"
+    assert keys.verify(body, {"rtk-signature": webhooks.sign(dyte_key, body)}) == "dyte"
+    assert keys.verify(body, {"dyte-signature": webhooks.sign(dyte_key, body)}) == "dyte"
+    with pytest.raises(signing.BadSignature, match="does not verify"):
+        keys.verify(body, {"dyte-signature": webhooks.sign(webhooks.new_key(), body)})
+    # The record keeps the delivery's own headers, whichever family they came in.
+    record, _ = deliveries.entities("a" * 64, body, "realtimekit", {"dyte-uuid": "u", "dyte-webhook-id": "w"}, now())
+    assert (record["provider"], record["deliveryId"], record["webhookId"]) == ("realtimekit", "u", "w")
+
+
+def now() -> datetime:
+    return datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def test_a_delivery_signed_with_the_other_key_costs_no_refetch_of_its_headers_key(stand_in, capture):
+    stand_in.reset()
+    clock = Clock(1000.0)
+    keys = signing.SigningKeys(
+        {mode: signing.SigningKey(mode, key_url(stand_in, mode), clock=clock) for mode in ("dyte", "realtimekit")}
+    )
+    body, headers = signed(stand_in, capture, "realtimekit", summary())
+    renamed = {"dyte-signature": headers["rtk-signature"], "dyte-uuid": headers["rtk-uuid"]}
+    assert keys.verify(body, renamed) == "realtimekit"
+    assert keys.verify(body, renamed) == "realtimekit"
+    # Each key fetched once, as first needed: no refetch of Dyte's key, whose once-a-minute allowance is
+    # kept for a real rotation of Dyte's key.
+    assert (key_fetches(stand_in, "dyte"), key_fetches(stand_in, "realtimekit")) == (1, 1)
+    stand_in.rotate_key("dyte")
+    rotated_body, rotated = signed(stand_in, capture, "dyte", summary(1))
+    assert keys.verify(rotated_body, {"dyte-signature": rotated["dyte-signature"]}) == "dyte"
+    assert (key_fetches(stand_in, "dyte"), key_fetches(stand_in, "realtimekit")) == (2, 1)
+    forged = {"dyte-signature": base64.b64encode(bytes(256)).decode()}
+    clock.now += signing.REFETCH_INTERVAL
+    with pytest.raises(signing.BadSignature):
+        keys.verify(body, forged)  # every key as cached, then Dyte's once more: a rotation may be under way
+    assert (key_fetches(stand_in, "dyte"), key_fetches(stand_in, "realtimekit")) == (3, 1)
 
 
 # Storage -----------------------------------------------------------------------------------------

@@ -66,6 +66,11 @@ def deliveries(draw) -> tuple[dict, str]:
         )
     else:
         payload = {"event": kind, "sessionId": session, "meetingId": MEETING, "chatDownloadUrl": "https://x.test/c"}
+    # Older payloads leave times and ids out: the receipt time stands in, or the applier places the event.
+    for field in draw(st.sets(st.sampled_from(("startedAt", "sessionId", "joinedAt", "roomUUID")))):
+        for part in (payload.get("meeting"), payload.get("participant"), payload.get("recording")):
+            if isinstance(part, dict):
+                part.pop(field, None)
     return payload, received(draw(st.sampled_from(MINUTES)), draw(st.integers(0, 59)))
 
 
@@ -211,6 +216,65 @@ def test_unhandled_or_incomplete_events_give_nothing():
         state.document(b"[1]")
     with pytest.raises(state.Malformed):
         state.document(b'{"a": NaN}')
+
+
+def test_a_session_event_without_startedat_starts_its_session_at_its_own_earliest_time():
+    first = received(5, 0)
+    started = {"event": state.MEETING_STARTED, "meeting": {"id": MEETING, "sessionId": SESSIONS[0]}}
+    (row,) = fold([(started, first)]).values()
+    assert row["startedAt"] == first  # no "session with no start"
+    joined = webhooks.participant_joined(MEETING, SESSIONS[0], custom_participant_id="cp-guest", joined_at=at(2))
+    del joined["meeting"]["startedAt"]
+    rows = fold([(started, first), (joined, received(9, 0))])
+    assert rows[state.session_key(SESSIONS[0])]["startedAt"] == state.instant(at(2))  # a join proves an earlier start
+    explicit = webhooks.meeting_started(MEETING, SESSIONS[0], started_at=at(1))
+    rows = fold([(joined, received(9, 0)), (explicit, received(9, 30)), (started, first)])
+    assert rows[state.session_key(SESSIONS[0])]["startedAt"] == state.instant(at(1))  # a real start wins
+
+
+def test_a_join_without_joinedat_happened_by_its_receipt_and_an_explicit_leftat_counts_anywhere():
+    joined = webhooks.participant_joined(MEETING, SESSIONS[0], custom_participant_id="cp-guest", peer_id="p")
+    del joined["participant"]["joinedAt"]
+    event = state.parse(joined, received(3, 0))
+    assert (event.participant.joined_at, event.participant.left_at) == (received(3, 0), "")
+    # Dyte's v1 webhook log shows a participantJoined that carries the peer's leftAt too.
+    joined["participant"].update(joinedAt=at(1), leftAt=at(4))
+    event = state.parse(joined, received(9, 0))
+    assert (event.participant.joined_at, event.participant.left_at) == (state.instant(at(1)), state.instant(at(4)))
+
+
+def test_a_recording_belongs_to_the_meetings_session_before_its_roomuuid():
+    payload = webhooks.recording_status(MEETING, SESSIONS[0], status="UPLOADED", recording_id=RECORDINGS[0])
+    payload["recording"]["roomUUID"] = SESSIONS[1]  # as in Dyte's own UPLOADED example
+    assert state.parse(payload, received(1, 0)).recording.session_id == SESSIONS[0]
+    del payload["meeting"]["sessionId"]  # as in Dyte's UPLOADING example
+    assert state.parse(payload, received(1, 0)).recording.session_id == SESSIONS[1]
+    del payload["recording"]["roomUUID"]  # as in the 2022 sample: a recording without a session
+    assert state.parse(payload, received(1, 0)).recording.session_id == ""
+
+
+def test_a_participant_event_without_a_session_waits_to_be_placed_in_the_session_live_at_its_time():
+    joined = webhooks.participant_joined(MEETING, SESSIONS[0], custom_participant_id="cp-guest", peer_id="p")
+    del joined["meeting"]["sessionId"]
+    event = state.parse(joined, received(3, 0))
+    assert (event.session_id, event.participant.peer_id) == ("", "p")
+    assert state.facts(event, "user-guest") == {}  # nothing can be written before it is placed
+    ended = {"sessionId": SESSIONS[1], "startedAt": state.instant(at(0)), "endedAt": state.instant(at(14))}
+    live = {"sessionId": SESSIONS[0], "startedAt": state.instant(at(21)), "endedAt": ""}
+    assert state.session_at([ended, live], state.instant(at(7))) == SESSIONS[1]  # it was live then, ended since
+    assert state.session_at([ended, live], state.instant(at(28))) == SESSIONS[0]
+    assert state.session_at([ended, live], state.instant(at(14))) == SESSIONS[1]
+    assert state.session_at([ended, live], state.instant(at(15))) == ""  # between sessions
+    overlapping = {"sessionId": "another", "startedAt": state.instant(at(0)), "endedAt": ""}
+    assert state.session_at([ended, live, overlapping], state.instant(at(28))) == ""  # which one? unknown
+    assert state.session_at([], state.instant(at(28))) == ""
+    placed = state.facts(state.in_session(event, SESSIONS[0]), "user-guest")
+    assert placed[state.session_key(SESSIONS[0])] == {"sessionId": SESSIONS[0], "startedAt": ""}  # start not inferred
+    interval = placed[state.interval_key(SESSIONS[0], "p")]
+    assert (interval["userId"], interval["joinedAt"]) == (
+        "user-guest",
+        state.instant(joined["participant"]["joinedAt"]),
+    )
 
 
 def test_an_ended_event_without_times_still_ends_the_session_at_its_receipt():
