@@ -263,3 +263,20 @@ def test_account_export_and_closing(erin: Person):
     erin.heading("Sign in")
     expect(erin.page.get_by_role("status")).to_have_text("Your account is closed.")
     erin.check_accessibility("sign in")
+
+
+def test_the_first_page_leaves_the_video_kits_for_later(carol: Person):
+    """The provider UI kits (megabytes each) load only on joining: the first page's scripts stay small."""
+    scripts: list[str] = []
+
+    def loaded(response) -> None:
+        if response.request.resource_type == "script":
+            scripts.append(response.url)
+
+    carol.page.on("response", loaded)
+    carol.open("/")
+    expect(carol.page.get_by_role("button", name="Sign in")).to_be_visible()
+    carol.page.wait_for_load_state("networkidle")
+    sizes = {url: len(carol.page.request.get(url).body()) for url in scripts}
+    # React, MSAL and the app come to about 550 kB; either kit alone is over 2 MB.
+    assert 0 < sum(sizes.values()) < 1_000_000, sizes

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Meeting } from "./api/types";
-import { checkForm, createBody, emptyForm, formFromMeeting, patchBody } from "./meetingForm";
+import { attemptFor, checkForm, createBody, emptyForm, formFromMeeting, patchBody } from "./meetingForm";
 
 const meeting: Meeting = {
   id: "m1",
@@ -90,5 +90,18 @@ describe("checkForm", () => {
       "/startsAt": "Set a start when you set an end.",
     });
     expect(checkForm({ ...emptyForm("UTC"), title: "x" })).toEqual({});
+  });
+});
+
+describe("attemptFor", () => {
+  let made = 0;
+  const newKey = () => `key-${++made}`;
+
+  it("keeps the key while the body stays the same, and takes a new one when it changes", () => {
+    const first = attemptFor({ title: "Sync" }, null, newKey);
+    expect(attemptFor({ title: "Sync" }, first, newKey).key).toBe(first.key);
+    const changed = attemptFor({ title: "Sync!" }, first, newKey);
+    expect(changed.key).not.toBe(first.key);
+    expect(attemptFor({ title: "Sync" }, changed, newKey).key).not.toBe(first.key);
   });
 });

@@ -85,3 +85,18 @@ export function patchBody(before: FormValues, after: FormValues): MeetingPatch {
   if (after.access !== before.access) patch.access = after.access;
   return patch;
 }
+
+export interface Attempt {
+  body: string;
+  key: string;
+}
+
+/**
+ * The Idempotency-Key for sending `body`: the last attempt's when the body is the same (a retry after
+ * a lost answer replays the first answer instead of creating a second meeting), a new one otherwise
+ * (the API answers 409 to a key reused with a different body).
+ */
+export function attemptFor(body: MeetingCreate, last: Attempt | null, newKey: () => string): Attempt {
+  const text = JSON.stringify(body);
+  return last?.body === text ? last : { body: text, key: newKey() };
+}
