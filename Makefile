@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format bench setup clean
+.PHONY: run test lint format bench setup clean web-check
 
-setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed
+setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed web/node_modules/.installed \
+	$(VENV)/.browser-installed /usr/bin/chromium
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +46,35 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: setup lint
+test: setup lint web-check
 	$(PY) -m pytest
 
+# The SPA (web/, see web/README.md): its own pinned npm packages, Vitest, the type check and the build.
+WEB_INPUTS := $(shell find web/src -type f) web/index.html web/package.json web/tsconfig.json web/vite.config.ts \
+	openapi.yaml
+
+web/node_modules/.installed: web/package.json web/package-lock.json
+	npm --prefix web ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web/dist/index.html: web/node_modules/.installed $(WEB_INPUTS)
+	npm --prefix web run build
+
+# Vitest before the build: it fails on API types older than openapi.yaml, which the build regenerates.
+web-check: web/node_modules/.installed
+	npm --prefix web test
+	$(MAKE) web/dist/index.html
+
+# The browser tests (tests/browser) drive Debian's Chromium: nothing downloads a browser.
+/usr/bin/chromium:
+	@if [ "$$(id -u)" != 0 ]; then echo "the browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+$(VENV)/.browser-installed: $(VENV)/.installed tests/browser/requirements.txt
+	$(VENV)/bin/pip install --quiet -r tests/browser/requirements.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .ruff_cache .hypothesis .local
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .ruff_cache .hypothesis .local web/node_modules web/dist \
+		tests/browser/output
