@@ -142,10 +142,8 @@ def stack(storage, tmp_path_factory) -> Iterator[Stack]:
     spa_origin = f"http://localhost:{spa_port}"
     issuer = Issuer(tls=tls, hostname="localhost", redirect_origins=(spa_origin,)).start()
     provider = ProviderStandIn().start()
-    # start_app allows the SPA's usual origin; this run's SPA has its own port.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(harness, "SPA_ORIGIN", spa_origin)
-        app = harness.start_app(storage, provider, issuer, "dyte", REQUESTS_CA_BUNDLE=str(ca_file))
+    # This run's SPA has a port of its own: the app allows its origin.
+    app = harness.start_app(storage, provider, issuer, "dyte", cors=spa_origin, REQUESTS_CA_BUNDLE=str(ca_file))
     dyte = ProviderClient.for_dyte(provider.dyte_credentials(), requests.Session())
     register_webhook(dyte, f"{app.url}/api/webhooks/dyte")
     config = {
