@@ -10,9 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 import requests
-import yaml
 
 from tests.browser.conftest import Person, Stack, expect
 
@@ -158,15 +156,6 @@ def test_owner_and_invitee_meet_in_the_local_room(alice: Person, bob: Person):
     bob.check_accessibility("meeting not found")
 
 
-def _offers_organization_access() -> bool:
-    document = yaml.safe_load((ROOT / "openapi.yaml").read_text())
-    return "access" in document["components"]["schemas"]["MeetingCreate"]["properties"]
-
-
-ORGANIZATION_ACCESS = _offers_organization_access()
-
-
-@pytest.mark.skipif(not ORGANIZATION_ACCESS, reason="the backend does not offer access: organization yet")
 def test_a_guest_asks_to_join_and_the_owner_lets_them_in(alice: Person, carol: Person):
     alice.sign_in()
     meeting_id = create_meeting(alice, "Open office hours", organization=True)
