@@ -197,7 +197,7 @@ def run(ctx: Context, meeting_id: str, *, inline: bool = False, pending_etag: st
             rows = read(ctx, meeting_id)
             if not rows.markers:
                 # A change that announced itself may still be committing its markers: leave a fresh entry be.
-                if announced_at is None or ctx.clock() - announced_at >= pending.GRACE:
+                if pending_etag is not None and ctx.clock() - announced_at >= pending.GRACE:
                     pending.complete(ctx, key, pending_etag)
                 return True
             try:
@@ -263,7 +263,8 @@ def _clear(ctx: Context, meeting_id: str, rows: Rows, updates: Updates, key: str
             batch = Batch(table, partition)
         batch.delete(row_key, etag)
     batch.commit()
-    pending.complete(ctx, key, pending_etag)
+    if pending_etag is not None:  # only the entry as read: one announced since stays for its own work
+        pending.complete(ctx, key, pending_etag)
     log.info(
         json.dumps({"operation": "followups.run", "meetingId": meeting_id, "status": "done", "operations": operations})
     )
