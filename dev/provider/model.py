@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 
 TOKEN_TTL_SECONDS = 100 * 24 * 3600  # what the decoded example token in Dyte's quickstart carries
+RECORDING_BYTES = 3 * 1024 * 1024
+RECORDING_LINK_TTL_SECONDS = 3600
 DEFAULT_PER_PAGE = 20  # Dyte does not document its default page size or maximum
 MAX_PER_PAGE = 100
 
@@ -56,6 +59,12 @@ class Switches:
     reject_duplicate_custom_participant_id: bool = False
     reject_unknown_fields: bool = False
     token_ttl_seconds: int = TOKEN_TTL_SECONDS
+    recording_size_bytes: int = RECORDING_BYTES
+    recording_link_ttl_seconds: int = RECORDING_LINK_TTL_SECONDS
+    # A slow or broken storage link: bytes per second of a file answer (0: unthrottled), and the number of
+    # body bytes after which every file answer stops with its connection closed (0: never).
+    recording_bytes_per_second: int = 0
+    recording_cut_after_bytes: int = 0
 
     def update(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
@@ -66,7 +75,11 @@ class Switches:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(UTC))
+
+
+def _iso(instant: datetime) -> str:
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -99,6 +112,20 @@ class Session:
     started_at: str
     live: dict[str, str] = field(default_factory=dict)  # participant id -> peer id
     max_concurrent: int = 0
+
+
+@dataclass
+class Recording:
+    id: str
+    meeting_id: str
+    session_id: str
+    status: str
+    invoked_time: str
+    started_time: str
+    stopped_time: str
+    file_size: int
+    duration_seconds: int
+    output_file_name: str
 
 
 @dataclass
@@ -137,9 +164,19 @@ class Webhook:
 
 
 class Tenant:
-    """One organization's meetings, participants, sessions and webhooks."""
+    """One organization's meetings, participants, sessions, recordings and webhooks.
 
-    def __init__(self, mode: str, organization_id: str, token_key: Any, switches: Switches):
+    `link` makes a recording's download link (the server signs it) and its expiry.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        organization_id: str,
+        token_key: Any,
+        switches: Switches,
+        link: Callable[[str], tuple[str, str]] | None = None,
+    ):
         self.mode = mode
         self.organization_id = organization_id
         self.token_key = token_key
@@ -147,6 +184,8 @@ class Tenant:
         self.preset_ids = {name: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{mode}:{name}")) for name in PRESETS[mode]}
         self.meetings: dict[str, Meeting] = {}
         self.webhooks: dict[str, Webhook] = {}
+        self.recordings: dict[str, Recording] = {}
+        self._link = link
 
     # Meetings
 
@@ -323,6 +362,53 @@ class Tenant:
         meeting, session = self._live(meeting_id)
         meeting.session = None
         return 200, _ok({"action": "kick-all", "kicked_participants_count": len(session.live)})
+
+    # Recordings
+
+    def record(self, meeting_id: str, session_id: str, duration_seconds: int = 47) -> Recording:
+        """A recording of the session, stopped and uploaded: what `record_on_start` leaves once a session ends."""
+        meeting = self._meeting(meeting_id)
+        stopped = datetime.now(UTC)
+        started = stopped - timedelta(seconds=duration_seconds)
+        recording = Recording(
+            id=str(uuid.uuid4()),
+            meeting_id=meeting.id,
+            session_id=session_id,
+            status="UPLOADED",
+            invoked_time=_iso(started - timedelta(seconds=2)),
+            started_time=_iso(started),
+            stopped_time=_iso(stopped),
+            file_size=self.switches.recording_size_bytes,
+            duration_seconds=duration_seconds,
+            output_file_name=f"{meeting.id}_{int(started.timestamp() * 1000)}.mp4",
+        )
+        self.recordings[recording.id] = recording
+        return recording
+
+    def get_recording(self, recording_id: str) -> tuple[int, dict[str, Any]]:
+        recording = self.recordings.get(recording_id)
+        if recording is None:
+            raise ApiError(404, f"No recording found with id {recording_id}")
+        # Every read signs a fresh link, as the providers' storage links are presigned per answer.
+        url, expiry = self._link(recording.id) if self._link and recording.status == "UPLOADED" else (None, None)
+        return 200, _ok(
+            {
+                "id": recording.id,
+                "download_url": url,
+                "download_url_expiry": expiry,
+                "audio_download_url": None,
+                "file_size": recording.file_size,
+                "session_id": recording.session_id,
+                "output_file_name": recording.output_file_name,
+                "status": recording.status,
+                "invoked_time": recording.invoked_time,
+                "started_time": recording.started_time,
+                "stopped_time": recording.stopped_time,
+                "recording_duration": recording.duration_seconds,
+                "start_reason": {"reason": "RECORD_ON_START"},
+                "stop_reason": {"reason": "ALL_PEERS_LEFT"},
+            }
+        )
 
     # Webhooks
 

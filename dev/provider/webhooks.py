@@ -157,6 +157,8 @@ def recording_status(
     stopped_time: str | None = None,
     title: str = "Meeting title",
     organizer: dict[str, str] | None = None,
+    download_url: str | None = None,
+    download_url_expiry: str | None = None,
 ) -> dict[str, Any]:
     """`recording.statusUpdate`: the fields grow with the status, as in the documented examples."""
     recording_id = recording_id or str(uuid.uuid4())
@@ -170,19 +172,20 @@ def recording_status(
         "outputFileName": f"{meeting_id}_{recording_id[:8]}.mp4",
     }
     if status != "INVOKED":
-        recording["startedTime"] = started_time or _spaced(now_iso())
+        recording["startedTime"] = started_time or spaced(now_iso())
     if status in ("UPLOADING", "UPLOADED", "ERRORED"):
-        recording["stoppedTime"] = stopped_time or _spaced(now_iso())
+        recording["stoppedTime"] = stopped_time or spaced(now_iso())
         recording["stopReason"] = "{'reason':'ALL_PEERS_LEFT','caller':{'type':'INTERNAL'}}"
     if status == "UPLOADED":
         recording.update(
             # RealtimeKit's documented example carries the size as a string.
             fileSize=str(file_size) if mode == "realtimekit" else file_size,
-            downloadUrl=f"https://recordings.invalid/{recording_id}.mp4",
-            audioDownloadUrl=f"https://recordings.invalid/{recording_id}.mp3",
-            downloadUrlExpiry=_spaced(now_iso()),
+            downloadUrl=download_url or f"https://recordings.invalid/{recording_id}.mp4",
+            downloadUrlExpiry=spaced(download_url_expiry or now_iso()),
             recordingDuration=duration_seconds,
         )
+        if download_url is None:
+            recording["audioDownloadUrl"] = f"https://recordings.invalid/{recording_id}.mp3"
     meeting = _meeting(mode, meeting_id, session_id, title, None, organizer, ended_at=None)
     return {"event": "recording.statusUpdate", "meeting": meeting, "recording": recording}
 
@@ -217,6 +220,6 @@ def _participant(custom_id: str, peer_id: str | None, name: str, joined_at: str 
     }
 
 
-def _spaced(iso: str) -> str:
+def spaced(iso: str) -> str:
     """The recording fields' documented format: `2023-04-14 04:46:08.306221Z`."""
     return iso.replace("T", " ").replace("Z", "000Z")

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from dev.provider import (
     ProviderStandIn,
+    files,
     meeting_ended,
     meeting_started,
     openapi,
@@ -638,6 +639,74 @@ def test_payload_builders_follow_the_documented_shapes():
         "roomUUID",
         "outputFileName",
     }
+
+
+# Recordings: files behind expiring links, and the recording API
+
+
+def test_a_recordings_link_serves_its_bytes_whole_and_by_range_and_the_api_signs_fresh_links(api, stand_in, http):
+    meeting_id, session_id = api.meeting(), str(uuid.uuid4())
+    stand_in.set_switches(recording_size_bytes=300_000)
+    payload = stand_in.record(api.mode, meeting_id, session_id)
+    recording = payload["recording"]
+    assert (recording["status"], recording["meetingId"], recording["roomUUID"]) == ("UPLOADED", meeting_id, session_id)
+    assert int(recording["fileSize"]) == 300_000
+    expected = b"".join(stand_in.recording_bytes(recording["id"]))
+    assert len(expected) == 300_000 and expected != b"".join(files.content("another", 300_000))
+    whole = http.get(recording["downloadUrl"], timeout=5)
+    assert (whole.status_code, whole.content, whole.headers["Content-Type"]) == (200, expected, "video/mp4")
+    part = http.get(recording["downloadUrl"], headers={"Range": "bytes=70000-"}, timeout=5)
+    assert (part.status_code, part.headers["Content-Range"], part.content) == (
+        206,
+        "bytes 70000-299999/300000",
+        expected[70000:],
+    )
+    middle = http.get(recording["downloadUrl"], headers={"Range": "bytes=65535-65537"}, timeout=5)
+    assert middle.content == expected[65535:65538]
+    past = http.get(recording["downloadUrl"], headers={"Range": "bytes=300000-"}, timeout=5)
+    assert (past.status_code, past.headers["Content-Range"]) == (416, "bytes */300000")
+
+    answer = api.call("GET", f"/recordings/{recording['id']}")  # checked against the documented schema
+    data = answer.json()["data"]
+    assert (answer.status_code, data["file_size"], data["session_id"], data["status"]) == (
+        200,
+        300_000,
+        session_id,
+        "UPLOADED",
+    )
+    assert http.get(data["download_url"], timeout=5).content == expected
+    assert api.call("GET", f"/recordings/{uuid.uuid4()}").status_code == 404
+    tampered = recording["downloadUrl"].replace("sig=", "sig=x")
+    assert http.get(tampered, timeout=5).status_code == 403
+
+
+def test_an_expired_link_is_403_until_the_api_signs_a_fresh_one(stand_in, http):
+    dyte = Api(stand_in, "dyte", http)
+    stand_in.set_switches(recording_size_bytes=1000, recording_link_ttl_seconds=-1)
+    recording = stand_in.record("dyte", dyte.meeting(), str(uuid.uuid4()))["recording"]
+    expired = http.get(recording["downloadUrl"], timeout=5)
+    assert expired.status_code == 403 and "expired" in expired.json()["error"]
+    stand_in.set_switches(recording_link_ttl_seconds=60)
+    fresh = dyte.call("GET", f"/recordings/{recording['id']}").json()["data"]["download_url"]
+    assert fresh != recording["downloadUrl"]
+    assert http.get(fresh, timeout=5).content == b"".join(stand_in.recording_bytes(recording["id"]))
+
+
+def test_file_answers_take_faults_and_can_be_cut_short_or_slowed(stand_in, http):
+    dyte = Api(stand_in, "dyte", http)
+    stand_in.set_switches(recording_size_bytes=200_000)
+    recording = stand_in.record("dyte", dyte.meeting(), str(uuid.uuid4()))["recording"]
+    stand_in.add_fault(mode="dyte", path="^/__files/recordings/", times=1, status=503)
+    assert http.get(recording["downloadUrl"], timeout=5).status_code == 503
+    assert http.get(recording["downloadUrl"], timeout=5).status_code == 200
+    assert [e["status"] for e in stand_in.request_log() if e["path"].startswith("/__files/")] == [503, 200]
+    stand_in.set_switches(recording_cut_after_bytes=100_000)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        http.get(recording["downloadUrl"], timeout=5)
+    stand_in.set_switches(recording_cut_after_bytes=0, recording_bytes_per_second=400_000)
+    started = time.monotonic()
+    assert len(http.get(recording["downloadUrl"], timeout=5).content) == 200_000
+    assert time.monotonic() - started >= 0.4
 
 
 # The server itself
