@@ -303,7 +303,8 @@ class Storage:
             options["retry_policy"] = LinearRetry(backoff=0.2, random_jitter_range=0.1, retry_total=2)
         if self._settings.storage_connection_string:
             return service_class.from_connection_string(self._settings.storage_connection_string, **options)
-        return service_class(endpoint=self.endpoint(kind), credential=self.credential(), **options)
+        # Positional: the table client calls it `endpoint`, the queue and blob clients `account_url`.
+        return service_class(self.endpoint(kind), credential=self.credential(), **options)
 
     def endpoint(self, kind: str) -> str:
         """The service's URL: from `AzureWebJobsStorage__{kind}ServiceUri` (any cloud), else the public cloud's."""
