@@ -59,6 +59,13 @@ class ProviderParticipant:
 
 
 @dataclass(frozen=True)
+class ProviderRecording:
+    id: str
+    download_url: str | None
+    download_url_expiry: str | None
+
+
+@dataclass(frozen=True)
 class ProviderWebhook:
     id: str
     name: str
@@ -205,6 +212,21 @@ class ProviderClient:
             return 0
         kicked = _data(answer).get("participants")
         return len(kicked) if isinstance(kicked, list) else 0
+
+    # Recordings
+
+    def recording(self, recording_id: str) -> ProviderRecording | None:
+        """The recording with a freshly signed download link; None when the provider no longer has it."""
+        answer = self._call("GET", f"/recordings/{_seg(recording_id)}", retry=True, absent_ok=True)
+        if answer is None:
+            return None
+        data = _data(answer)
+        url, expiry = data.get("download_url"), data.get("download_url_expiry")
+        return ProviderRecording(
+            id=_text(data, "id"),
+            download_url=url if isinstance(url, str) and url else None,
+            download_url_expiry=expiry if isinstance(expiry, str) and expiry else None,
+        )
 
     # Webhooks
 
