@@ -254,6 +254,7 @@ def send_mail(message: func.QueueMessage) -> None:
 @endpoint.background
 def sweep_pending(timer: func.TimerRequest) -> None:
     pending.sweep(ctx)
+    health.record(ctx)
 
 
 @app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)

@@ -75,6 +75,20 @@ INVITE_ROLES = (Role.HOST, Role.PARTICIPANT)
 STRENGTH = (Role.OWNER, Role.HOST, Role.PARTICIPANT, Role.GUEST)
 
 _PRESET_OF = {Role.OWNER: "host", Role.HOST: "host", Role.PARTICIPANT: "participant", Role.GUEST: "guest"}
+# The preset kinds, and the one whose holders moderate the call at the provider (admit from the waiting room,
+# kick, mute, record): what the presets command creates and checks.
+PRESET_KINDS = ("host", "participant", "guest")
+_MODERATING_PRESETS = frozenset({"host"})
+# Roles whose place in a meeting depends on its access being `organization` (re-checked when it narrows).
+_BY_ORGANIZATION_ACCESS = frozenset({Role.GUEST})
+# Roles whose first join is recorded in the user's participations (the owner's meetings are in their own
+# partition): what account closing walks.
+_RECORDED_PARTICIPATIONS = frozenset({Role.HOST, Role.PARTICIPANT, Role.GUEST})
+# Roles named in attendance (an invitee's place is in the invites; a guest has none).
+_NAMED_IN_ATTENDANCE = frozenset({Role.GUEST})
+# Inviting with a role, and changing an invite that has a role, each need their own grant.
+_INVITE_AS = {Role.HOST: Action.INVITE_HOSTS, Role.PARTICIPANT: Action.INVITE_PARTICIPANTS}
+_CHANGE_INVITE_OF = {Role.HOST: Action.CHANGE_HOST_INVITES, Role.PARTICIPANT: Action.INVITE_PARTICIPANTS}
 
 
 def allows(role: Role | None, action: Action) -> bool:
@@ -121,6 +135,37 @@ def relation(caller_id: str, meeting: Meeting, invites: Iterable[Invite]) -> tup
         # Signed in from an allowed tenant (authentication checked that) and holding the link.
         return Role.GUEST, None
     return None
+
+
+def check_invite(inviter: Role, role: Role, current: Invite | None) -> None:
+    """403 unless `inviter` may invite someone as `role`, over their `current` invite if any."""
+    require(inviter, _INVITE_AS[role], f"A {inviter.value} cannot invite as {role.value}.")
+    if current is not None:
+        require(
+            inviter,
+            _CHANGE_INVITE_OF[current.role],
+            f"A {inviter.value} cannot change a {current.role.value}'s invite.",
+        )
+        if current.status == "revoked":
+            require(inviter, Action.REINVITE_REVOKED, "Only the owner can invite again whom the owner revoked.")
+
+
+def moderates(preset_kind: str) -> bool:
+    """Whether holders of this preset kind moderate the call at the provider."""
+    return preset_kind in _MODERATING_PRESETS
+
+
+def by_organization_access(role: Role | str) -> bool:
+    return role in _BY_ORGANIZATION_ACCESS
+
+
+def records_participation(role: Role) -> bool:
+    return role in _RECORDED_PARTICIPATIONS
+
+
+def named_in_attendance(role: Role | str) -> str | None:
+    """The role attendance shows next to a participant, or None."""
+    return str(Role(role).value) if role and role in _NAMED_IN_ATTENDANCE else None
 
 
 def may_still_join(meeting: Meeting, role: Role | None) -> bool:

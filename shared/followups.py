@@ -302,7 +302,7 @@ def _to_check(meeting: Meeting, rows: Rows) -> list[Participant]:
         bound = rows.invites[invite].bound_to if invite in rows.invites else ""
         users.update(p.user_id for p in rows.participants.values() if invite in p.invite_ids or p.user_id == bound)
     if schema.ACCESS_MARK in rows.markers:
-        users.update(p.user_id for p in rows.participants.values() if p.role == Role.GUEST)
+        users.update(p.user_id for p in rows.participants.values() if access.by_organization_access(p.role))
     return [rows.participants[user] for user in sorted(users) if user in rows.participants]
 
 

@@ -76,12 +76,12 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, invitees: tuple[Invite
                     mail_sequence=outbox.next_sequence(ctx, current),
                 )
                 batch.update(row.row(), current.etag)
-                _touch(batch, participants.get(current.bound_to))
+                _touch(ctx, batch, participants.get(current.bound_to))
                 count += current.status == "revoked"
             elif current.role != invitee.role:
                 row = current.replace(role=invitee.role, mail_sequence=outbox.next_sequence(ctx, current))
                 batch.update(row.row(), current.etag)
-                _touch(batch, participants.get(current.bound_to))
+                _touch(ctx, batch, participants.get(current.bound_to))
             else:
                 row = current
             if row is not current:
@@ -105,13 +105,7 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, invitees: tuple[Invite
 
 def _check_may_invite(role: Role, invitees: tuple[Invitee, ...], existing: dict[str, Invite]) -> None:
     for invitee in invitees:
-        current = existing.get(schema.invite_id(invitee.email))
-        if invitee.role == Role.HOST:
-            access.require(role, Action.INVITE_HOSTS, "Hosts can invite participants only.")
-        if current is not None and current.role == Role.HOST:
-            access.require(role, Action.CHANGE_HOST_INVITES, "Hosts cannot change host invites.")
-        if current is not None and current.status == "revoked":
-            access.require(role, Action.REINVITE_REVOKED, "Hosts cannot invite again whom the owner revoked.")
+        access.check_invite(role, invitee.role, existing.get(schema.invite_id(invitee.email)))
 
 
 def _invites_and_participants(ctx: Context, meeting: Meeting) -> tuple[dict[str, Invite], dict[str, Participant]]:
@@ -134,11 +128,11 @@ def _invites_and_participants(ctx: Context, meeting: Meeting) -> tuple[dict[str,
     return invites, participants
 
 
-def _touch(batch: Batch, participant: Participant | None) -> None:
+def _touch(ctx: Context, batch: Batch, participant: Participant | None) -> None:
     """Change the participant row's ETag, so a join of that user in flight re-checks its right."""
     if participant is not None and participant.key not in batch:
         batch.update(
-            {"PartitionKey": participant.partition, "RowKey": participant.key, "touchedAt": times.stamp(times.now())},
+            {"PartitionKey": participant.partition, "RowKey": participant.key, "touchedAt": times.stamp(ctx.clock())},
             participant.etag,
             merge=True,
         )
@@ -192,7 +186,7 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite_id: str) -> Non
         batch = ctx.storage.batch(schema.MEETINGS, meeting.partition)
         revoked = current.replace(status="revoked", mail_sequence=outbox.next_sequence(ctx, current))
         batch.update(revoked.row(), current.etag)
-        _touch(batch, participants.get(current.bound_to))
+        _touch(ctx, batch, participants.get(current.bound_to))
         mail = outbox.add(ctx, batch, meeting, REVOKED, [current.id])
         followups.mark(ctx, batch, meeting, invites=[current.id], mail=mail)
         batch.commit()
@@ -211,7 +205,7 @@ def decline(ctx: Context, caller: Caller, meeting_id: str) -> None:
             return
         batch = ctx.storage.batch(schema.MEETINGS, current.partition)
         batch.update(current.replace(status="declined").row(), current.etag)
-        _touch(batch, visible.participant)
+        _touch(ctx, batch, visible.participant)
         followups.mark(ctx, batch, visible.meeting, invites=[current.id])
         batch.commit()
 

@@ -79,7 +79,7 @@ def _join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
     check_window(ctx, meeting, visible.role, now)
     preset = access.preset(ctx.settings, meeting.provider, visible.role)
     participant = visible.participant
-    if participant is None and (visible.role == Role.GUEST or _binds(visible)):
+    if participant is None and access.records_participation(visible.role):
         # Before the claim: account closing finds the meetings of others a user was ever added to here.
         _note_participation(ctx, caller, meeting)
     if participant is not None and participant.participant_id and not participant.uncertain:
@@ -238,7 +238,12 @@ def _add(ctx: Context, caller: Caller, visible: Visible, claim: Participant, pre
     except problems.Problem:
         _release(ctx, claim)
         raise
-    _remember(ctx, caller, visible, claim, participant_id, token, preset, now)
+    try:
+        _remember(ctx, caller, visible, claim, participant_id, token, preset, now)
+    except AzureError:
+        # The provider has the participant, our row does not say so: the next join looks it up first.
+        _mark_uncertain(ctx, claim)
+        raise
     return _join_body(meeting, participant_id, token, visible.role, preset)
 
 
@@ -291,7 +296,8 @@ def _follow_up(ctx: Context, meeting: Meeting, before: Any = None, **marks: Any)
 def _mark_uncertain(ctx: Context, claim: Participant) -> None:
     try:
         ctx.storage.table(schema.MEETINGS).update_entity(
-            {"PartitionKey": claim.partition, "RowKey": claim.key, "uncertain": True}, mode=UpdateMode.MERGE
+            {"PartitionKey": claim.partition, "RowKey": claim.key, "uncertain": True, "claimUntil": ""},
+            mode=UpdateMode.MERGE,
         )
     except Exception as error:  # the lease expires anyway; a takeover then looks the participant up
         log.warning("join: could not mark a claim uncertain: %s", type(error).__name__)

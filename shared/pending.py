@@ -37,6 +37,8 @@ GRACE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(hours=1)
 STUCK_AFTER = timedelta(minutes=10)
 GIVE_UP_AFTER = timedelta(hours=24)
+# What each kind of entry is, in logs and health (by its key's prefix).
+WORK = {schema.FOLLOW_UP: "follow-up", schema.CLOSE_ACCOUNT: "account-closing", schema.MAIL_RETRY: "mail"}
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ def failed(ctx: Context, key: str, reason: str, queue: str, message: dict[str, A
     }
     # An upsert: work queued without an entry (the webhook applier's) gets one once it fails.
     _table(ctx).upsert_entity(patch, mode=UpdateMode.MERGE)
+    retry = {"work": WORK.get(key[:2], "other"), "attempts": attempts, "retryInSeconds": round(delay.total_seconds())}
+    log.warning(json.dumps({"operation": "pending.retry", **retry, "problem": reason.split(":", 1)[0][:80]}))
     if now - first >= GIVE_UP_AFTER:
         # Not dropped: the entry stays for an operator, counted by health; this line pages someone.
         stuck_since = {"since": times.format_utc(first), "attempts": attempts, "error": reason[:200]}

@@ -162,7 +162,7 @@ def delete_meeting(ctx: Context, meeting: Meeting) -> None:
             "pk": meeting.partition,
             "low": idempotency_low,
             "high": idempotency_high,
-            "now": times.stamp(times.now()),
+            "now": times.stamp(ctx.clock()),
         },
         select=["RowKey"],
     ):

@@ -35,11 +35,11 @@ POISON_SUFFIX = "-poison"
 
 # What retention, account closing and export walk: the tables holding rows of one meeting, and of one user.
 PER_MEETING_TABLES = (MEETINGS, INVITATIONS, PROVIDER_MEETINGS, PARTICIPATIONS, PENDING, EXPIRING)
+PER_USER_TABLES = (MEETINGS, INVITATIONS, PARTICIPATIONS, CLOSED_ACCOUNTS)
 
 # Blob containers -------------------------------------------------------------------------------------
 
 RECORDINGS_CONTAINER = "recordings"  # private: one block blob per stored recording, under its meeting's prefix
-PER_USER_TABLES = (MEETINGS, INVITATIONS, PARTICIPATIONS, CLOSED_ACCOUNTS)
 
 
 def after(prefix: str) -> str:

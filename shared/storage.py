@@ -263,14 +263,16 @@ class Storage:
     def batch(self, table: str, partition: str) -> Batch:
         return Batch(self.table(table), partition)
 
-    def queue(self, name: str) -> Any:
-        """The queue's client (base64 messages, as the Functions host expects), created on first use."""
-        client = self._queues.get(name)
+    def queue(self, name: str, create: bool = True) -> Any:
+        """The queue's client (base64 messages, as the Functions host expects); with `create`, the queue is
+        created on this process's first use."""
+        key = name if create else f"{name}?"
+        client = self._queues.get(key)
         if client is None:
             from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
             with self._lock:
-                client = self._queues.get(name)
+                client = self._queues.get(key)
                 if client is None:
                     if self._queue_service is None:
                         self._queue_service = self._build(QueueServiceClient, "queue")
@@ -279,9 +281,10 @@ class Storage:
                         message_encode_policy=TextBase64EncodePolicy(),
                         message_decode_policy=TextBase64DecodePolicy(),
                     )
-                    with contextlib.suppress(ResourceExistsError):
-                        client.create_queue()
-                    self._queues[name] = client
+                    if create:
+                        with contextlib.suppress(ResourceExistsError):
+                            client.create_queue()
+                    self._queues[key] = client
         return client
 
     def container_name(self, name: str) -> str:

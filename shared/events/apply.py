@@ -91,7 +91,13 @@ def apply(ctx: Context, record: dict[str, Any]) -> Applied:
         if found is None:
             continue
         owner, meeting_id = found
-        result = storage.retry(lambda owner=owner, meeting_id=meeting_id: _apply(ctx, owner, meeting_id, event))
+        if event.participant is not None and not event.session_id:
+            # An older payload without meeting.sessionId: the one session live at its time, else incomplete.
+            placed = _in_session_at_its_time(ctx, owner, meeting_id, event)
+            if placed is None:
+                return Applied("incomplete", name, meeting_id)
+            event = placed
+        result = storage.retry(lambda o=owner, m=meeting_id, e=event: _apply(ctx, o, m, e))
         if result is None:
             break  # the mapping outlived its meeting (retention): nothing to apply it to
         erased = result
@@ -100,6 +106,18 @@ def apply(ctx: Context, record: dict[str, Any]) -> Applied:
             deliveries.redact_record(ctx, record, erased)
         return Applied("applied", name, meeting_id, event.session_id)
     return Applied("unknown-meeting", name, session_id=event.session_id)
+
+
+def _in_session_at_its_time(ctx: Context, owner: str, meeting_id: str, event: state.Event) -> state.Event | None:
+    low, high = schema.activity_range(meeting_id, schema.SESSION)
+    sessions = ctx.storage.table(schema.MEETINGS).query_entities(
+        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+        parameters={"pk": owner, "low": low, "high": high},
+        select=["sessionId", "startedAt", "endedAt"],
+    )
+    participant = event.participant
+    session_id = state.session_at(sessions, participant.joined_at or participant.left_at or event.received_at)
+    return state.in_session(event, session_id) if session_id else None
 
 
 def _apply(ctx: Context, owner: str, meeting_id: str, event: state.Event) -> str | None:
@@ -117,10 +135,11 @@ def _apply(ctx: Context, owner: str, meeting_id: str, event: state.Event) -> str
         # A closed account: a late or replayed event must not write the name back.
         event = state.without_name(event)
     batch = Batch(table, owner)
+    merged_rows: dict[str, dict[str, Any]] = {}
     for relative, update in state.facts(event, erased["userId"] if erased is not None else "").items():
         row_key = schema.activity_key(meeting_id, relative)
         current = rows.get(row_key)
-        merged = state.merge(current or {}, update)
+        merged = merged_rows[relative] = state.merge(current or {}, update)
         if relative.startswith(schema.RECORDING):
             merged.update(recordings.owe(ctx, batch, meeting_id, current, merged))
         if current is not None and merged == {k: current[k] for k in current if k in state.PROPERTIES}:
@@ -128,30 +147,33 @@ def _apply(ctx: Context, owner: str, meeting_id: str, event: state.Event) -> str
         entity = {"PartitionKey": owner, "RowKey": row_key, **merged}
         if current is None:
             batch.create(entity)
+            # First sight of a session or recording: its place in the newest-first listing.
             if relative.startswith(schema.RECORDING):
-                # First sight of the recording: its place in the newest-first listing.
                 order = schema.recording_order_key(event.received_at, merged["recordingId"])
+            elif relative.startswith(schema.SESSION):
+                order = schema.session_order_key(event.received_at, event.session_id)
+            else:
+                order = ""
+            if order:
                 batch.create({"PartitionKey": owner, "RowKey": schema.activity_key(meeting_id, order), "row": relative})
         else:
             # A merge: what else the row holds (a recording's copy) stays.
             batch.update(entity, current.metadata["etag"], merge=True)
     if event.name in state.SESSION_EVENTS:
-        _fold_session(ctx, batch, rows, meeting, event)
+        _fold_session(ctx, batch, rows, meeting, event, merged_rows[schema.session_key(event.session_id)])
     batch.commit()
     return custom if erased is not None else ""
 
 
-def _fold_session(ctx: Context, batch: Batch, rows: dict[str, Any], meeting: Meeting, event: state.Event) -> None:
-    """The summary takes the event's session; the meeting row and its owner-index row take the status."""
+def _fold_session(
+    ctx: Context, batch: Batch, rows: dict[str, Any], meeting: Meeting, event: state.Event, session: dict[str, Any]
+) -> None:
+    """The summary takes the event's session as its merged row now is; the meeting row and its owner-index
+    row take the status."""
     owner, meeting_id = meeting.partition, meeting.id
     summary_key = schema.activity_key(meeting_id, schema.SUMMARY)
     summary = rows.get(summary_key)
-    folded = state.summarize(summary or {}, event)
-    if event.session_id and not state.seen(summary or {}, event.session_id):
-        # First sight of the session: its place in the newest-first listing.
-        order = schema.session_order_key(event.received_at, event.session_id)
-        relative = schema.session_key(event.session_id)
-        batch.create({"PartitionKey": owner, "RowKey": schema.activity_key(meeting_id, order), "row": relative})
+    folded = state.summarize(summary or {}, event.session_id, session)
     if summary is None:
         batch.create({"PartitionKey": owner, "RowKey": summary_key, **folded})
     elif any(folded[name] != summary.get(name) for name in folded):
@@ -162,6 +184,9 @@ def _fold_session(ctx: Context, batch: Batch, rows: dict[str, Any], meeting: Mee
         from shared import meetings  # imported here: webhooks change a meeting's status, nothing else of it
 
         meetings.set_activity(ctx, batch, meeting, wanted)
+        # In the order it changed, unlike the events: for an operator following a meeting.
+        status = {"operation": "events.status", "meetingId": meeting_id, "activity": wanted}
+        batch.after_commit(lambda: log.info(json.dumps(status)))
     elif owed:
         # An earlier attempt wrote the status and its follow-up marker, then died before queueing it.
         batch.after_commit(lambda: jobs.enqueue(ctx, jobs.Kind.FOLLOW_UP, {"meetingId": meeting_id}))

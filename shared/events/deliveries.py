@@ -23,11 +23,12 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 
 from shared import retention, schema, times
 from shared.context import Context
 from shared.events.signing import SigningKeys
+from shared.storage import Batch, Stale
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,16 @@ def delivery_key(body: bytes) -> str:
 
 def entities(key: str, body: bytes, provider: str, headers: Mapping[str, str], received_at: datetime) -> list[dict]:
     """The rows of a newly received delivery: the record and its pending row (one partition, one batch)."""
-    prefix = "rtk" if provider == "realtimekit" else "dyte"
     received = times.stamp(received_at)
     record = {
         "PartitionKey": key[0],
         "RowKey": RECORD + key,
         "provider": provider,
         "receivedAt": received,
-        # Unsigned, so only recorded: for matching the provider's delivery log, never for decisions.
-        "deliveryId": _header(headers, f"{prefix}-uuid"),
-        "webhookId": _header(headers, f"{prefix}-webhook-id"),
+        # Unsigned, so only recorded: for matching the provider's delivery log, never for decisions. Either
+        # header family, whichever key verified (RealtimeKit deliveries with Dyte's names were reported).
+        "deliveryId": _header(headers, "rtk-uuid") or _header(headers, "dyte-uuid"),
+        "webhookId": _header(headers, "rtk-webhook-id") or _header(headers, "dyte-webhook-id"),
         "body": body,
         "settledAt": "",
         "outcome": "",
@@ -73,14 +74,6 @@ def entities(key: str, body: bytes, provider: str, headers: Mapping[str, str], r
         "sweeps": 0,
     }
     return [record, pending]
-
-
-def _inserts(rows: list[dict[str, Any]]) -> list[tuple]:
-    """The record and its pending row are created (a repeat is refused), and the shard's last delivery
-    replaced (for health: written by every delivery's own batch, it costs no request)."""
-    shard, received = rows[0]["PartitionKey"], rows[0]["receivedAt"]
-    last = {"PartitionKey": shard, "RowKey": schema.LAST_DELIVERY, "receivedAt": received}
-    return [*(("create", row) for row in rows), ("upsert", last)]
 
 
 def last_received(ctx: Context) -> str | None:
@@ -123,11 +116,17 @@ def receive(ctx: Context, keys: SigningKeys, body: bytes, headers: Mapping[str, 
             if not record.get("settledAt"):
                 enqueue(ctx, key)
             return {"id": key, "duplicate": True}
+    batch = Batch(table, schema.delivery_partition(key))
+    record, pending = entities(key, body, provider, headers, now)
+    batch.create(record)
+    batch.create(pending)
+    # The shard's last delivery, for health: written by every delivery's own batch, it costs no request.
+    batch.upsert(
+        {"PartitionKey": record["PartitionKey"], "RowKey": schema.LAST_DELIVERY, "receivedAt": record["receivedAt"]}
+    )
     try:
-        table.submit_transaction(_inserts(entities(key, body, provider, headers, now)))
-    except TableTransactionError as error:
-        if error.status_code != 409:
-            raise
+        batch.commit()
+    except Stale:
         # Received on an earlier day (its own retention entry is in that day's partition).
         record = table.get_entity(key[0], RECORD + key, select=["settledAt"])
         if not record.get("settledAt"):
@@ -193,16 +192,12 @@ def settle(ctx: Context, key: str, outcome: str, meeting_id: str) -> None:
         "meetingId": meeting_id,
     }
     table = ctx.storage.table(schema.DELIVERIES)
+    batch = Batch(table, key[0])
+    batch.update(record, None, merge=True)
+    batch.delete(PENDING + key)
     try:
-        table.submit_transaction(
-            [
-                ("update", record, {"mode": UpdateMode.MERGE}),
-                ("delete", {"PartitionKey": key[0], "RowKey": PENDING + key}),
-            ]
-        )
-    except TableTransactionError as error:
-        if error.status_code != 404:
-            raise
+        batch.commit()
+    except Stale:
         table.update_entity(record, mode=UpdateMode.MERGE)  # settled before (a duplicate or a replay)
 
 

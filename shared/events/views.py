@@ -137,7 +137,7 @@ def _render_session(row: dict[str, Any], interval_rows: list[dict[str, Any]], us
                 "userId": user_id,
                 "name": interval.get("name") or "",
                 # Guests are named as such (owners see who knocked and was let in); other roles are invites.
-                **({"role": "guest"} if known and known.role == "guest" and not interval.get("userId") else {}),
+                **_attendance_role(known, interval),
                 "joinedAt": times.render(joined_at),
                 "leftAt": times.render(left_at),
                 "durationSeconds": times.seconds_between(joined_at, left_at),
@@ -150,6 +150,11 @@ def _render_session(row: dict[str, Any], interval_rows: list[dict[str, Any]], us
         "endReason": row.get("endReason") or None,
         "participants": participants,
     }
+
+
+def _attendance_role(known: Participant | None, interval: dict[str, Any]) -> dict[str, str]:
+    named = access.named_in_attendance(known.role) if known and not interval.get("userId") else None
+    return {"role": named} if named else {}
 
 
 def _render_recording(ctx: Context, row: dict[str, Any]) -> dict[str, Any]:

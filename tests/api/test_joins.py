@@ -204,10 +204,15 @@ def test_role_change_of_an_accepted_invitee_reaches_the_provider_at_once(app):
     app.provider.start_session(
         app.video_provider, meeting["providerMeetingId"], participant_ids=(joined["participantId"],)
     )
+    # A provider that keeps the peer after a preset change (the stand-in drops it by default): the app kicks.
+    app.provider.set_switches(preset_change_drops_peer=False)
     counts = app.counts()
-    response = owner.call(
-        "POST", f"/meetings/{meeting['id']}/invites", json={"invitees": [{"email": guest.email, "role": "host"}]}
-    )
+    try:
+        response = owner.call(
+            "POST", f"/meetings/{meeting['id']}/invites", json={"invitees": [{"email": guest.email, "role": "host"}]}
+        )
+    finally:
+        app.provider.set_switches(preset_change_drops_peer=True)
     assert response.status_code == 201
     host_preset = "group_call_host" if app.video_provider == "dyte" else "group-call-host"
     [participant] = participants(app, meeting)

@@ -345,7 +345,7 @@ def test_an_expired_provider_link_is_refreshed_from_the_recording_api(faulty_app
     app, size = faulty_app, 3 * MiB
     owner = app.user("owner")
     meeting = owner.create()
-    switches(recording_size_bytes=size, recording_link_ttl_seconds=-1)
+    switches(recording_size_bytes=size, recording_link_ttl_seconds=0)  # links expired as soon as signed
     # One link says it has expired: refreshed before it is tried. The other claims a day more than the
     # provider gives it: tried, refused (403), then refreshed.
     known = record(app, meeting)

@@ -1,14 +1,12 @@
 """The daily purge removes exactly what is past retention, and is safe to run twice or to interrupt."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import meetings, retention
-from shared.auth import Caller, user_id
+from shared import meetings, retention, schema
 from shared.events import deliveries
-from tests import support
+from tests import factories
 
 T0 = datetime(2031, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -18,52 +16,66 @@ def ctx(domain_context):
     return domain_context(T0, EVENT_RETENTION_DAYS="30", MEETING_RETENTION_DAYS="365")
 
 
-def owner(ctx):
-    oid = str(uuid.uuid4())
-    return Caller(
-        support.TENANT, oid, "Olga", ("olga@contoso.test",), user_id(ctx.settings.id_hash_key, support.TENANT, oid)
-    )
-
-
 def rows(ctx, table):
     return list(ctx.storage.table(table).list_entities())
 
 
+def record_delivery(ctx, body: bytes, received_at: datetime) -> None:
+    """Record a delivery as the receiver does: its retention entry, then its rows."""
+    key = deliveries.delivery_key(body)
+    ctx.storage.table(schema.EXPIRING).create_entity(
+        retention.delivery_entry(received_at, key, ctx.settings.event_retention_days)
+    )
+    records = deliveries.entities(key, body, "dyte", {}, received_at)
+    ctx.storage.table(schema.DELIVERIES).submit_transaction([("create", entity) for entity in records])
+
+
+def idempotency_records(ctx, owner) -> list[dict]:
+    low, high = schema.IDEMPOTENCY_RANGE
+    owned = (row for row in rows(ctx, schema.MEETINGS) if row["PartitionKey"] == owner.id)
+    return [row for row in owned if low <= row["RowKey"] < high]
+
+
 def test_purge_removes_exactly_what_is_past_retention(ctx):
-    olga = owner(ctx)
+    olga = factories.user("olga")
     invited = {"email": "guest@contoso.test", "role": "participant"}
-    old = meetings.create(ctx, olga, {"title": "old", "invitees": [invited]}, "old-key").meeting
-    kept = meetings.create(ctx, olga, {"title": "kept"}, None).meeting
+    old = factories.create_meeting(ctx, olga, "old-key", title="old", invitees=[invited])
+    kept = factories.create_meeting(ctx, olga, title="kept")
     meetings.cancel(ctx, olga, old["id"], None)
     ctx.clock.now = T0 + timedelta(days=300)
-    recent = meetings.create(ctx, olga, {"title": "recent"}, None).meeting
+    recent = factories.create_meeting(ctx, olga, title="recent")
     meetings.cancel(ctx, olga, recent["id"], None)
     ctx.clock.now = T0 + timedelta(days=366)
-    table = ctx.storage.table(deliveries.DELIVERIES_TABLE)
     for age_days, body in ((31, b'{"event":"old"}'), (29, b'{"event":"new"}')):
-        received = ctx.clock.now - timedelta(days=age_days)
-        records = deliveries.entities(deliveries.delivery_key(body), body, "dyte", {}, received)
-        table.submit_transaction([("create", entity) for entity in records])
+        record_delivery(ctx, body, ctx.clock.now - timedelta(days=age_days))
     first = retention.purge(ctx)
-    assert first == {"deliveries": 1, "idempotency": 1, "meetings": 1}
-    remaining = {row["id"] for row in rows(ctx, meetings.MEETINGS_TABLE) if row["RowKey"].startswith("m|")}
+    assert first == {"deliveries": 1, "meetings": 1, "recordings": 0, "rescheduled": 0}
+    remaining = {row["id"] for row in rows(ctx, schema.MEETINGS) if row["RowKey"].startswith("m|")}
     assert remaining == {kept["id"], recent["id"]}
-    assert not any(old["id"] in row["RowKey"] for row in rows(ctx, meetings.MEETINGS_TABLE))
-    assert all(row.get("id") != old["id"] for row in rows(ctx, "Invitations"))
-    assert {row["meetingId"] for row in rows(ctx, meetings.PROVIDER_MEETINGS_TABLE)} == {kept["id"], recent["id"]}
-    assert [bytes(row["body"]) for row in rows(ctx, deliveries.DELIVERIES_TABLE) if "body" in row] == [
-        b'{"event":"new"}'
-    ]
-    assert retention.purge(ctx) == {"deliveries": 0, "idempotency": 0, "meetings": 0}
+    assert not any(old["id"] in row["RowKey"] for row in rows(ctx, schema.MEETINGS))
+    assert all(row.get("id") != old["id"] for row in rows(ctx, schema.INVITATIONS))
+    assert {row["meetingId"] for row in rows(ctx, schema.PROVIDER_MEETINGS)} == {kept["id"], recent["id"]}
+    assert [bytes(row["body"]) for row in rows(ctx, schema.DELIVERIES) if "body" in row] == [b'{"event":"new"}']
+    assert retention.purge(ctx) == {"deliveries": 0, "meetings": 0, "recordings": 0, "rescheduled": 0}
+
+
+def test_purging_a_meeting_takes_its_owners_expired_idempotency_records(ctx):
+    olga = factories.user("olga")
+    old = factories.create_meeting(ctx, olga, "old-key", title="old")
+    assert len(idempotency_records(ctx, olga)) == 1
+    meetings.cancel(ctx, olga, old["id"], None)
+    ctx.clock.now = T0 + timedelta(days=366)
+    assert retention.purge(ctx)["meetings"] == 1
+    assert idempotency_records(ctx, olga) == []
 
 
 def test_an_interrupted_purge_resumes_where_it_stopped(ctx):
-    olga = owner(ctx)
+    olga = factories.user("olga")
     for n in range(3):
-        meeting = meetings.create(ctx, olga, {"title": f"m{n}"}, None).meeting
+        meeting = factories.create_meeting(ctx, olga, title=f"m{n}")
         meetings.cancel(ctx, olga, meeting["id"], None)
     ctx.clock.now = T0 + timedelta(days=400)
     assert retention.purge(ctx, limit=1)["meetings"] == 1
     assert retention.purge(ctx, limit=1)["meetings"] == 1
     assert retention.purge(ctx, limit=5)["meetings"] == 1
-    assert [row for row in rows(ctx, meetings.MEETINGS_TABLE) if row["PartitionKey"] == olga.id] == []
+    assert [row for row in rows(ctx, schema.MEETINGS) if row["PartitionKey"] == olga.id] == []

@@ -1,10 +1,13 @@
 """Table Storage limits enforced before a request leaves (Azurite does not enforce them all)."""
 
+import re
+
 import pytest
+from azure.core.exceptions import AzureError
 from azure.data.tables import EdmType, EntityProperty
 
 from shared import problems
-from shared.storage import Storage, attempts, check_entity
+from shared.storage import WRITE_ATTEMPTS, Stale, Storage, attempts, check_entity, retry
 from tests import support
 
 
@@ -50,3 +53,125 @@ def test_tables_are_created_once_per_process(storage, storage_of):
 
 def test_attempts_are_bounded():
     assert list(attempts(3)) == [0, 1, 2]
+
+
+# The unit of work ------------------------------------------------------------------------------------------
+
+
+def row(key: str, **values) -> dict:
+    return {"PartitionKey": "p", "RowKey": key, **values}
+
+
+def fail(error: Exception):
+    raise error
+
+
+def test_a_batch_commits_all_of_its_rows_or_none(storage_of):
+    table = storage_of.table("Units")
+    table.create_entity(row("c"))
+    read = table.create_entity(row("b", n=1))
+    table.update_entity(row("b", n=2))  # changed since it was read
+    batch = storage_of.batch("Units", "p")
+    batch.create(row("a"))
+    batch.update(row("b", n=3), read["etag"])
+    with pytest.raises(Stale):
+        batch.commit()
+    assert [(entity["RowKey"], entity.get("n")) for entity in table.list_entities()] == [("b", 2), ("c", None)]
+    batch = storage_of.batch("Units", "p")
+    batch.create(row("a"))
+    batch.update(row("b", n=3), table.get_entity("p", "b").metadata["etag"])
+    batch.delete("c")
+    assert len(batch.commit()) == 3
+    assert {entity["RowKey"]: entity.get("n") for entity in table.list_entities()} == {"a": None, "b": 3}
+
+
+@pytest.mark.parametrize("conflict", ["create-existing", "update-changed", "delete-changed", "delete-missing"])
+def test_a_row_changed_or_gone_since_read_makes_the_batch_stale(storage_of, conflict):
+    table = storage_of.table("Stale")
+    read = table.create_entity(row("x"))
+    batch = storage_of.batch("Stale", "p")
+    batch.create(row("y"))
+    if conflict == "create-existing":
+        batch.create(row("x"))
+    elif conflict == "update-changed":
+        table.update_entity(row("x", n=1))
+        batch.update(row("x", n=2), read["etag"], merge=True)
+    elif conflict == "delete-changed":
+        table.update_entity(row("x", n=1))
+        batch.delete("x", read["etag"])
+    else:
+        table.delete_entity("p", "x")
+        batch.delete("x")  # gone, with or without an ETag
+    with pytest.raises(Stale):
+        batch.commit()
+    assert "y" not in {entity["RowKey"] for entity in table.list_entities()}
+
+
+def test_a_step_before_the_commit_that_fails_commits_nothing(storage, storage_of):
+    storage_of.table("Before")
+    batch = storage_of.batch("Before", "p")
+    batch.create(row("a"))
+    batch.before_commit(lambda: fail(RuntimeError("the pending entry could not be written")))
+    storage.reset_counts()
+    with pytest.raises(RuntimeError):
+        batch.commit()
+    assert storage.tables.total() == 0
+    assert list(storage_of.table("Before").list_entities()) == []
+
+
+def test_a_follow_up_that_fails_after_the_commit_never_undoes_it(storage_of, caplog):
+    ran = []
+    batch = storage_of.batch("After", "p")
+    batch.create(row("a"))
+    batch.after_commit(lambda: 1 / 0)
+    batch.after_commit(lambda: ran.append("second"))
+    assert len(batch.commit()) == 1
+    assert ran == ["second"]
+    assert "ZeroDivisionError" in caplog.text
+    assert [entity["RowKey"] for entity in storage_of.table("After").list_entities()] == ["a"]
+
+
+def test_storage_failing_is_not_a_conflict(storage, storage_of):
+    storage_of.table("Down")
+    batch = storage_of.batch("Down", "p")
+    batch.create(row("a"))
+    storage.tables.fail("POST", re.escape(storage_of.table_name("Down")), status=503, times=3)
+    try:
+        with pytest.raises(AzureError) as failure:
+            batch.commit()
+    finally:
+        storage.tables.clear_faults()
+    assert not isinstance(failure.value, Stale)
+
+
+def test_a_batch_writes_one_partition_and_each_row_once(storage_of):
+    batch = storage_of.batch("Shape", "p")
+    batch.create(row("a"))
+    with pytest.raises(ValueError, match="partition"):
+        batch.create({"PartitionKey": "q", "RowKey": "b"})
+    with pytest.raises(ValueError, match="already written"):
+        batch.upsert(row("a"))
+    assert "a" in batch and len(batch) == 1 and batch.has_prefix("a") and not batch.has_prefix("b")
+
+
+def test_retry_goes_round_on_stale_and_answers_409_after_its_rounds():
+    rounds = []
+
+    def contended():
+        rounds.append(1)
+        raise Stale("changed")
+
+    with pytest.raises(problems.Conflict) as failure:
+        retry(contended, "The meeting is changing concurrently; retry.")
+    assert failure.value.status == 409 and len(rounds) == WRITE_ATTEMPTS
+    outcomes = iter([Stale("changed"), Stale("changed"), "done"])
+
+    def settles():
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert retry(settles) == "done"
+    with pytest.raises(problems.NotFound):
+        retry(lambda: fail(problems.NotFound("gone")))  # anything but Stale is not retried
