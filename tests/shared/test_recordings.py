@@ -19,7 +19,7 @@ import requests
 from azure.core.credentials import AccessToken
 
 from dev.azurite import ROOT
-from shared import jobs, meetings, recordings, retention, schema, times
+from shared import health, jobs, meetings, pending, recordings, retention, schema, times
 from shared.auth import Caller, user_id
 from shared.context import Context
 from shared.events import apply
@@ -82,8 +82,6 @@ def blob_sha256(ctx, meeting_id: str, recording_id: str) -> str:
 
 
 def pending_entry(ctx, meeting_id: str, recording_id: str):
-    from shared import pending
-
     return pending.get(ctx, schema.pending_copy(meeting_id, recording_id))
 
 
@@ -178,6 +176,33 @@ def test_a_recording_the_provider_no_longer_has_is_given_up_and_keeps_its_link(c
         "downloadUrl": "https://recordings.invalid/x",
         "downloadUrlExpiresAt": times.render(row["downloadUrlExpiresAt"]),
     }
+
+
+def test_health_counts_a_copy_waiting_more_than_ten_minutes_as_stuck(ctx, provider, size):
+    size(MiB)
+    meeting_id, recording = uploaded(ctx, provider)
+    payload = {"meetingId": meeting_id, "recordingId": recording["id"]}
+    started = ctx.clock.now
+    ctx.clock.now = started + timedelta(minutes=5)
+    assert pending.stuck(ctx, ctx.clock())["recordingCopies"] == 0
+    provider.add_fault(path=f"^/__files/recordings/{recording['id']}", status=400, times=1)  # refused: no retry
+    recordings.copy_job(ctx, payload)
+    assert (
+        pending_entry(ctx, meeting_id, recording["id"]).attempts,
+        row_of(ctx, meeting_id, recording["id"])["copy"],
+    ) == (
+        1,
+        "owed",
+    )
+    ctx.clock.now = started + timedelta(minutes=11)
+    assert health.record(ctx)["recordingCopies"] == 1
+    report, status = health.check(ctx)
+    assert (status, report["status"], report["checks"]["stuck"]["recordingCopies"]) == (200, "degraded", 1)
+    assert meeting_id not in json.dumps(report) and recording["id"] not in json.dumps(report)  # counts only
+    recordings.copy_job(ctx, payload)
+    assert row_of(ctx, meeting_id, recording["id"])["copy"] == "stored"
+    assert health.record(ctx)["recordingCopies"] == 0
+    assert health.check(ctx)[0]["status"] == "ok"
 
 
 # Retention -------------------------------------------------------------------------------------------------
