@@ -562,6 +562,7 @@ def expire(ctx: Context, meeting_id: str, recording_id: str, now: datetime) -> s
         return "kept"
     stored_at = times.from_stamp(row["storedAt"])
     if _day(stored_at + timedelta(days=ctx.settings.recording_retention_days)) > _day(now):
+        # A later day's partition, never the entry's own: the purge deletes that one once this returns.
         _schedule(ctx, meeting_id, recording_id, stored_at)
         return "rescheduled"
     _settle(ctx.storage.table(schema.MEETINGS), row, EXPIRED)

@@ -84,6 +84,8 @@ def purge(ctx: Context, limit: int = LIMIT) -> dict[str, int]:
         elif key.startswith(schema.EXPIRING_RECORDING):
             outcome = recordings.expire(ctx, entry["meetingId"], entry["recordingId"], now)
             counts["recordings" if outcome == "deleted" else "rescheduled"] += outcome != "kept"
+        # A rescheduled entry was written to a later day's partition (never back to its own), so this
+        # deletes only the entry that came due.
         with contextlib.suppress(ResourceNotFoundError):
             table.delete_entity(entry["PartitionKey"], key)
     log.info(json.dumps({"operation": "retention.purge", **counts}))
@@ -112,7 +114,9 @@ def _expire_meeting(ctx: Context, meeting_id: str, now: datetime) -> str:
         return "kept"
     cutoff = now - timedelta(days=ctx.settings.meeting_retention_days)
     if since >= cutoff:
-        schedule_meeting(ctx, meeting, since)
+        # Due later today at the earliest, yet never into today's partition: this run is emptying it, and
+        # the entry it came from (the very same key) is deleted once this returns. Tomorrow's run takes it.
+        schedule_meeting(ctx, meeting, max(since, cutoff + timedelta(days=1)))
         return "rescheduled"
     delete_meeting(ctx, meeting)
     return "deleted"

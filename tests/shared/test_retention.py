@@ -69,6 +69,28 @@ def test_purging_a_meeting_takes_its_owners_expired_idempotency_records(ctx):
     assert idempotency_records(ctx, olga) == []
 
 
+def expiring_entries(ctx, meeting_id) -> list[str]:
+    """The days (partitions) of the meeting's retention entries."""
+    key = schema.expiring_meeting(meeting_id)
+    return sorted(row["PartitionKey"] for row in rows(ctx, schema.EXPIRING) if row["RowKey"] == key)
+
+
+def test_a_meeting_due_later_on_the_day_of_its_entry_is_kept_indexed_and_purged_the_next_day(ctx):
+    olga = factories.user("olga")
+    meeting = factories.create_meeting(ctx, olga, title="cancelled at nine")
+    meetings.cancel(ctx, olga, meeting["id"], None)  # at T0, 09:00: due at 09:00 a year later
+    due_day = retention.day_of(T0 + timedelta(days=365))
+    assert expiring_entries(ctx, meeting["id"]) == [schema.expiring_partition(due_day)]
+    ctx.clock.now = T0 + timedelta(days=365) - timedelta(hours=1)  # that day's purge runs at 08:00
+    assert retention.purge(ctx) == {"deliveries": 0, "meetings": 0, "recordings": 0, "rescheduled": 1}
+    next_day = retention.day_of(T0 + timedelta(days=366))
+    assert expiring_entries(ctx, meeting["id"]) == [schema.expiring_partition(next_day)]  # not lost
+    ctx.clock.now = T0 + timedelta(days=366) - timedelta(hours=1)
+    assert retention.purge(ctx)["meetings"] == 1
+    assert expiring_entries(ctx, meeting["id"]) == []
+    assert not any(meeting["id"] in row["RowKey"] for row in rows(ctx, schema.MEETINGS))
+
+
 def test_an_interrupted_purge_resumes_where_it_stopped(ctx):
     olga = factories.user("olga")
     for n in range(3):
