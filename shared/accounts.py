@@ -6,7 +6,8 @@ within a minute when storage and the provider answer, and retrying with backoff 
 not (an entry in the pending index keeps it alive through crashes and lost messages):
 
 - meetings they own: cancelled (the follow-up deactivates them at the provider and tells invitees), the
-  owner's name erased from them and their index rows; their idempotency records deleted;
+  owner's name erased from them and their index rows, their recordings deleted from our storage; their
+  idempotency records deleted;
 - invites addressed to any of their verified addresses, whatever their status: deleted, with their
   index and mail rows;
 - every meeting of others they were added to the provider in (`Participations`: written by a binding or
@@ -30,7 +31,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared import followups, jobs, joins, meetings, pending, problems, schema, storage, times
+from shared import followups, jobs, joins, meetings, pending, problems, recordings, schema, storage, times
 from shared.access import Role
 from shared.auth import Caller, public_id
 from shared.context import Context
@@ -120,6 +121,7 @@ def _owned_meetings(ctx: Context, closed: Caller, payload: dict[str, Any], deadl
             meetings.commit(ctx, before, after, inline=False)
 
         storage.retry(change)
+        recordings.erase(ctx, entry["id"])
     return True
 
 

@@ -2,10 +2,10 @@
 no personal data: setting names, counts and one timestamp.
 
 `degraded` when a setting is missing or malformed (the app answers 503 `misconfigured` everywhere else),
-when a provider is not configured, or when work is stuck: follow-ups (reconciliations), account closings
-or mails waiting more than ten minutes, deliveries recorded and not applied for ten minutes, messages in
-a poison queue. The counts are taken by the pending sweep every minute and kept in one status row, so a
-health probe costs two reads.
+when a provider is not configured, or when work is stuck: follow-ups (reconciliations), account closings,
+mails or recording copies waiting more than ten minutes, deliveries recorded and not applied for ten
+minutes, messages in a poison queue. The counts are taken by the pending sweep every minute and kept in
+one status row, so a health probe costs two reads.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The index of pending background work, and the sweep that keeps it moving (docs/data-model.md).
 
 Anything that must happen after a change commits (a meeting's follow-ups, an account's closing, an email
-that failed) has an entry in the `Pending` table naming the queue message that does it and when it is due.
-An entry is written before the change it covers commits (so a crash between the two leaves an entry
-pointing at nothing, which the work then finds done, never the reverse) and deleted once the work is
-done. Failing work keeps its entry, with a backoff that grows from seconds to an hour; after a day it is
-logged as an error and counted by health, and stays until an operator or the dependency fixes it.
+that failed, a recording's copy into our storage) has an entry in the `Pending` table naming the queue
+message that does it and when it is due. An entry is written before the change it covers commits (so a
+crash between the two leaves an entry pointing at nothing, which the work then finds done, never the
+reverse) and deleted once the work is done. Failing work keeps its entry, with a backoff that grows from
+seconds to an hour; after a day it is logged as an error and counted by health, and stays until an
+operator or the dependency fixes it.
 
 The sweep reads only the entries that are due: with nothing pending it costs one request, whatever the
 size of the other tables.
@@ -38,7 +39,19 @@ MAX_BACKOFF = timedelta(hours=1)
 STUCK_AFTER = timedelta(minutes=10)
 GIVE_UP_AFTER = timedelta(hours=24)
 # What each kind of entry is, in logs and health (by its key's prefix).
-WORK = {schema.FOLLOW_UP: "follow-up", schema.CLOSE_ACCOUNT: "account-closing", schema.MAIL_RETRY: "mail"}
+WORK = {
+    schema.FOLLOW_UP: "follow-up",
+    schema.CLOSE_ACCOUNT: "account-closing",
+    schema.MAIL_RETRY: "mail",
+    schema.RECORDING_COPY: "recording-copy",
+}
+# Their names in health's stuck counts.
+STUCK = {
+    schema.FOLLOW_UP: "reconciliations",
+    schema.CLOSE_ACCOUNT: "accountClosings",
+    schema.MAIL_RETRY: "mails",
+    schema.RECORDING_COPY: "recordingCopies",
+}
 
 
 @dataclass(frozen=True)
@@ -187,19 +200,19 @@ def sweep(ctx: Context) -> dict[str, int]:
 
 
 def stuck(ctx: Context, now: datetime) -> dict[str, int]:
-    """Work waiting longer than STUCK_AFTER, by kind (follow-ups, closings, mails): names and counts only."""
+    """Work waiting longer than STUCK_AFTER, by kind (follow-ups, closings, mails, recording copies): names and
+    counts only."""
     cutoff = times.stamp(now - STUCK_AFTER)
     rows = _table(ctx).query_entities(
         "PartitionKey eq @pk and ( createdAt le @cutoff or firstFailedAt le @cutoff )",
         parameters={"pk": schema.PENDING_PARTITION, "cutoff": cutoff},
         select=["RowKey", "createdAt", "firstFailedAt"],
     )
-    counts = {"reconciliations": 0, "accountClosings": 0, "mails": 0}
-    names = {schema.FOLLOW_UP: "reconciliations", schema.CLOSE_ACCOUNT: "accountClosings", schema.MAIL_RETRY: "mails"}
+    counts = dict.fromkeys(STUCK.values(), 0)
     for row in rows:
         if row.get("firstFailedAt") == "" and (row.get("createdAt") or "") > cutoff:
             continue
-        kind = names.get(row["RowKey"][:2])
+        kind = STUCK.get(row["RowKey"][:2])
         if kind:
             counts[kind] += 1
     return counts

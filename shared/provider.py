@@ -68,6 +68,13 @@ class ProviderPreset:
 
 
 @dataclass(frozen=True)
+class ProviderRecording:
+    id: str
+    download_url: str | None
+    download_url_expiry: str | None
+
+
+@dataclass(frozen=True)
 class ProviderWebhook:
     id: str
     name: str
@@ -257,6 +264,21 @@ class ProviderClient:
     def create_preset(self, body: Mapping[str, Any]) -> ProviderPreset:
         """Create a preset from a full `POST /presets` body (see `shared.presets.body`)."""
         return _preset(_data(self._call("POST", "/presets", body=dict(body))))
+
+    # Recordings
+
+    def recording(self, recording_id: str) -> ProviderRecording | None:
+        """The recording with a freshly signed download link; None when the provider no longer has it."""
+        answer = self._call("GET", f"/recordings/{_seg(recording_id)}", retry=True, absent_ok=True)
+        if answer is None:
+            return None
+        data = _data(answer)
+        url, expiry = data.get("download_url"), data.get("download_url_expiry")
+        return ProviderRecording(
+            id=_text(data, "id"),
+            download_url=url if isinstance(url, str) and url else None,
+            download_url_expiry=expiry if isinstance(expiry, str) and expiry else None,
+        )
 
     # Webhooks
 

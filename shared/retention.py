@@ -2,16 +2,18 @@
 
 What may expire has an entry in the `Expiring` table, in the partition of the day it falls due: a
 webhook delivery (written by the receiver, `EVENT_RETENTION_DAYS` after receipt), a meeting cancelled
-or ended (written with the change, `MEETING_RETENTION_DAYS` after it). The purge reads only the
-partitions of days up to today, so it costs what there is to delete, not what is stored. A meeting
-whose entry comes due is checked again (a new session may have started since): deleted when past
-retention, rescheduled when not yet, forgotten when it is live again (its next end schedules it anew).
+or ended (written with the change, `MEETING_RETENTION_DAYS` after it), a recording copied into our
+storage (written by the copy, `RECORDING_RETENTION_DAYS` after it: `shared.recordings`). The purge
+reads only the partitions of days up to today, so it costs what there is to delete, not what is
+stored. A meeting whose entry comes due is checked again (a new session may have started since):
+deleted when past retention, rescheduled when not yet, forgotten when it is live again (its next end
+schedules it anew).
 
 Deleting a meeting takes everything that hangs off it: its rows in the owner's partition (invites,
-participants, outbox, markers, sessions, intervals, recordings, tombstones), its invitees' index rows,
-its provider-meeting mapping, and its owner's expired idempotency records. The meeting row goes
-last, so a meeting half purged is found (and finished) by the next run; each kind stops after `limit`
-deletions and the next run continues, so an interrupted or repeated run is harmless.
+participants, outbox, markers, sessions, intervals, recordings, tombstones), its recordings' blobs,
+its invitees' index rows, its provider-meeting mapping, and its owner's expired idempotency records.
+The meeting row goes last, so a meeting half purged is found (and finished) by the next run; each kind
+stops after `limit` deletions and the next run continues, so an interrupted or repeated run is harmless.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared import schema, times
+from shared import recordings, schema, times
 from shared.model import Meeting
 
 if TYPE_CHECKING:
@@ -63,14 +65,14 @@ def delivery_entry(received_at: datetime, key: str, retention_days: int) -> dict
 
 def purge(ctx: Context, limit: int = LIMIT) -> dict[str, int]:
     now = ctx.clock()
-    counts = {"deliveries": 0, "meetings": 0, "rescheduled": 0}
+    counts = {"deliveries": 0, "meetings": 0, "recordings": 0, "rescheduled": 0}
     table = ctx.storage.table(schema.EXPIRING)
     entries = table.query_entities(
         "PartitionKey ge @low and PartitionKey le @today",
         parameters={"low": schema.EXPIRING_PREFIX, "today": schema.expiring_partition(day_of(now))},
     )
     for entry in entries:
-        if counts["deliveries"] + counts["meetings"] >= limit:
+        if counts["deliveries"] + counts["meetings"] + counts["recordings"] >= limit:
             break
         key = entry["RowKey"]
         if key.startswith(schema.expiring_delivery("")):
@@ -79,6 +81,11 @@ def purge(ctx: Context, limit: int = LIMIT) -> dict[str, int]:
         elif key.startswith(schema.expiring_meeting("")):
             outcome = _expire_meeting(ctx, entry["meetingId"], now)
             counts["meetings" if outcome == "deleted" else "rescheduled"] += outcome != "kept"
+        elif key.startswith(schema.EXPIRING_RECORDING):
+            outcome = recordings.expire(ctx, entry["meetingId"], entry["recordingId"], now)
+            counts["recordings" if outcome == "deleted" else "rescheduled"] += outcome != "kept"
+        # A rescheduled entry was written to a later day's partition (never back to its own), so this
+        # deletes only the entry that came due.
         with contextlib.suppress(ResourceNotFoundError):
             table.delete_entity(entry["PartitionKey"], key)
     log.info(json.dumps({"operation": "retention.purge", **counts}))
@@ -107,7 +114,9 @@ def _expire_meeting(ctx: Context, meeting_id: str, now: datetime) -> str:
         return "kept"
     cutoff = now - timedelta(days=ctx.settings.meeting_retention_days)
     if since >= cutoff:
-        schedule_meeting(ctx, meeting, since)
+        # Due later today at the earliest, yet never into today's partition: this run is emptying it, and
+        # the entry it came from (the very same key) is deleted once this returns. Tomorrow's run takes it.
+        schedule_meeting(ctx, meeting, max(since, cutoff + timedelta(days=1)))
         return "rescheduled"
     delete_meeting(ctx, meeting)
     return "deleted"
@@ -133,6 +142,7 @@ def delete_meeting(ctx: Context, meeting: Meeting) -> None:
             select=["RowKey", "id"],
         )
     )
+    recordings.erase(ctx, meeting.id)
     index = ctx.storage.table(schema.INVITATIONS)
     invite_low, invite_high = schema.invite_range(meeting.id)
     for row in own_rows:

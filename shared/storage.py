@@ -1,4 +1,4 @@
-"""Table and queue clients, named with TABLE_PREFIX, created once per process and reused.
+"""Table, queue and blob clients, named with TABLE_PREFIX, created once per process and reused.
 
 Locally the storage is a connection string (Azurite); in Azure it is identity-based
 (`AzureWebJobsStorage__accountName` and the app's managed identity). Each table and queue is
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared import problems
@@ -233,9 +233,11 @@ class Storage:
         self._credential = credential
         self._tables: dict[str, TableClient] = {}
         self._queues: dict[str, Any] = {}
+        self._containers: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._table_service: TableServiceClient | None = None
         self._queue_service: Any = None
+        self._blob_service: Any = None
 
     def table_name(self, name: str) -> str:
         return f"{self._settings.table_prefix}{name}"
@@ -285,6 +287,35 @@ class Storage:
                     self._queues[key] = client
         return client
 
+    def container_name(self, name: str) -> str:
+        return f"{self._settings.table_prefix}{name}"
+
+    def container(self, name: str) -> Any:
+        """The blob container's client (private: no public access), created on this process's first use."""
+        client = self._containers.get(name)
+        if client is None:
+            with self._lock:
+                client = self._containers.get(name)
+                if client is None:
+                    client = self.blob_service().get_container_client(self.container_name(name))
+                    try:
+                        client.create_container()
+                    except ResourceExistsError:
+                        pass
+                    except HttpResponseError as error:
+                        # An identity granted the container alone may not create it: the infrastructure did.
+                        if error.status_code != 403:
+                            raise
+                    self._containers[name] = client
+        return client
+
+    def blob_service(self) -> Any:
+        if self._blob_service is None:
+            from azure.storage.blob import BlobServiceClient  # imported here: only recordings need it
+
+            self._blob_service = self._build(BlobServiceClient, "blob")
+        return self._blob_service
+
     def _service(self) -> TableServiceClient:
         if self._table_service is None:
             self._table_service = self._build(TableServiceClient, "table")
@@ -304,9 +335,14 @@ class Storage:
             from azure.storage.queue import LinearRetry
 
             options["retry_policy"] = LinearRetry(backoff=0.2, random_jitter_range=0.1, retry_total=2)
+        elif kind == "blob":
+            from azure.storage.blob import LinearRetry  # the same default as the queue's
+
+            options["retry_policy"] = LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2)
         if self._settings.storage_connection_string:
             return service_class.from_connection_string(self._settings.storage_connection_string, **options)
-        return service_class(endpoint=self.endpoint(kind), credential=self.credential(), **options)
+        # Positional: the table client calls it `endpoint`, the queue and blob clients `account_url`.
+        return service_class(self.endpoint(kind), credential=self.credential(), **options)
 
     def endpoint(self, kind: str) -> str:
         """The service's URL: from `AzureWebJobsStorage__{kind}ServiceUri` (any cloud), else the public cloud's."""

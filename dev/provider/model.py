@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -74,6 +74,10 @@ class Switches:
     preset_change_drops_peer: bool = True
     recording_size_bytes: int = RECORDING_BYTES
     recording_link_ttl_seconds: int = RECORDING_LINK_TTL_SECONDS
+    # A slow or broken storage link: bytes per second of a file answer (0: unthrottled), and the number of
+    # body bytes after which every file answer stops with its connection closed (0: never).
+    recording_bytes_per_second: int = 0
+    recording_cut_after_bytes: int = 0
 
     def update(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
@@ -550,6 +554,28 @@ class Tenant:
 
     # Recordings
 
+    def record(self, meeting_id: str, session_id: str, duration_seconds: int = 47) -> dict[str, Any]:
+        """A recording of the session, stopped and uploaded, as `record_on_start` leaves one once the session ends,
+        without a call in the room: its UPLOADED `recording.statusUpdate` payload, not sent (the caller delivers
+        it where it wants)."""
+        meeting = self._meeting(meeting_id)
+        stopped = datetime.now(UTC)
+        started = stopped - timedelta(seconds=duration_seconds)
+        recording = Recording(
+            str(uuid.uuid4()),
+            meeting.id,
+            session_id,
+            "UPLOADED",
+            _iso(started - timedelta(seconds=2)),
+            f"{meeting.id}_{int(started.timestamp() * 1000)}.mp4",
+            started_time=_iso(started),
+            stopped_time=_iso(stopped),
+            file_size=self.switches.recording_size_bytes,
+            duration_seconds=duration_seconds,
+        )
+        self.recordings[recording.id] = recording
+        return self._recording_payload(meeting, recording)
+
     def get_recording(self, recording_id: str) -> tuple[int, dict[str, Any]]:
         recording = self.recordings.get(recording_id)
         if recording is None:
@@ -596,24 +622,25 @@ class Tenant:
         self._send_recording(meeting, recording)
 
     def _send_recording(self, meeting: Meeting, recording: Recording) -> None:
+        self._send(self._recording_payload(meeting, recording))
+
+    def _recording_payload(self, meeting: Meeting, recording: Recording) -> dict[str, Any]:
         link: dict[str, Any] = {}
         if recording.status == "UPLOADED":
             url, expiry = self.link(recording.id)
             link = {"download_url": url, "download_url_expiry": expiry, "file_size": recording.file_size}
-        self._send(
-            webhooks.recording_status(
-                meeting.id,
-                recording.session_id,
-                status=recording.status,
-                recording_id=recording.id,
-                mode=self.mode,
-                organization_id=self.organization_id,
-                duration_seconds=recording.duration_seconds or 0,
-                started_time=_spaced(recording.started_time),
-                stopped_time=_spaced(recording.stopped_time),
-                title=meeting.fields.get("title") or "",
-                **link,
-            )
+        return webhooks.recording_status(
+            meeting.id,
+            recording.session_id,
+            status=recording.status,
+            recording_id=recording.id,
+            mode=self.mode,
+            organization_id=self.organization_id,
+            duration_seconds=recording.duration_seconds or 0,
+            started_time=_spaced(recording.started_time),
+            stopped_time=_spaced(recording.stopped_time),
+            title=meeting.fields.get("title") or "",
+            **link,
         )
 
     # Webhooks
@@ -722,6 +749,10 @@ def _preset(preset_id: str, body: Mapping[str, Any], stamp: str) -> Preset:
         stamp,
         stamp,
     )
+
+
+def _iso(instant: datetime) -> str:
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _spaced(iso: str | None) -> str | None:

@@ -12,7 +12,8 @@ answer's `authToken`) as `Authorization: Bearer <token>`; each answers the room 
 The room is the meeting's live session in `model.Tenant`, so the provider API and the room see and change the
 same people, and the same webhooks go out. `/__files/recordings/{id}?expires=...&sig=...` serves a recording's
 bytes (generated, deterministic) behind an expiring HMAC-signed link, as the providers' presigned storage
-links do; `GET /recordings/{id}` of the provider API answers a fresh one.
+links do; `GET /recordings/{id}` of the provider API answers a fresh one. Byte ranges are served as S3 and R2
+serve them (`Range: bytes=N-` or `bytes=N-M`, 206 with `Content-Range`), so a download can resume.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +37,7 @@ CORS = {
     "Access-Control-Max-Age": "600",
 }
 BLOCK = 64 * 1024
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 
 
 class RoomError(Exception):
@@ -147,10 +150,28 @@ def check_link(secret: bytes, recording_id: str, query: Mapping[str, list[str]],
         raise RoomError(403, "the download link has expired; ask the recordings API for a fresh one")
 
 
-def content(recording_id: str, size: int) -> Iterator[bytes]:
-    """A recording's bytes: the same for the same id and size, generated block by block."""
-    for index, start in enumerate(range(0, size, BLOCK)):
-        yield hashlib.shake_256(f"{recording_id}:{index}".encode()).digest(min(BLOCK, size - start))
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The (first, last) byte a `Range` header asks for; None for the whole file; RoomError 416 when unsatisfiable."""
+    match = _RANGE.fullmatch((header or "").strip())
+    if match is None:
+        return None  # absent, or a form this stand-in does not serve: the whole file, as servers may answer
+    first = int(match.group(1))
+    last = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    if first >= size or last < first:
+        raise RoomError(416, "range not satisfiable")
+    return first, last
+
+
+def content(recording_id: str, size: int, first: int = 0, last: int | None = None) -> Iterator[bytes]:
+    """Bytes `first`..`last` of a recording: the same for the same id and size, generated block by block."""
+    last = size - 1 if last is None else last
+    index, skip = divmod(first, BLOCK)
+    while index * BLOCK <= last:
+        start = index * BLOCK
+        block = hashlib.shake_256(f"{recording_id}:{index}".encode()).digest(min(BLOCK, size - start))
+        yield block[skip : last - start + 1]
+        skip = 0
+        index += 1
 
 
 def _signature(secret: bytes, recording_id: str, expires: int) -> str:

@@ -19,7 +19,7 @@
 //    verified delivery ({"operation": "webhooks.receive", "status": 200}) arrived for
 //    webhookSilenceMinutes. The session key is the line's sessionId, else its meetingId.
 // 4. Stuck background work, the work GET /api/health counts as stuck, seen in the log lines of the
-//    work itself, per kind: a follow-up, account closing or email whose dependency has been
+//    work itself, per kind: a follow-up, account closing, email or recording copy whose dependency has been
 //    unavailable for more than 10 minutes ({"operation": "pending.retry", "attempts": n} with
 //    n >= 10: the retry delays 2, 4, ... 512 s add up to 1022 s), and webhook deliveries recorded but
 //    not applied after 10 minutes ("events.sweep" with "requeued" > 0: the sweep re-enqueues only

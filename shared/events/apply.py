@@ -10,7 +10,8 @@ joins of one session contend on nothing but their own intervals.
 
 Per session event, at most five storage requests: the provider meeting's mapping (cached: it never
 changes), the read, the batch, the pending-index entry of the follow-up that refreshes the invitees'
-list rows when the status changed, and the settling. The queue message carries the body when it is
+list rows when the status changed, and the settling. A recording's first UPLOADED with a link adds the
+copy's pending entry and its job (`shared.recordings`). The queue message carries the body when it is
 small (its key is its hash, checked here), so the delivery's record is read only for a replay or a sweep.
 Webhook-driven changes never touch `version` or `updatedAt`.
 
@@ -26,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared import jobs, schema, storage
+from shared import jobs, recordings, schema, storage
 from shared.events import deliveries, state
 from shared.model import Meeting
 from shared.settings import PROVIDERS
@@ -139,6 +140,8 @@ def _apply(ctx: Context, owner: str, meeting_id: str, event: state.Event) -> str
         row_key = schema.activity_key(meeting_id, relative)
         current = rows.get(row_key)
         merged = merged_rows[relative] = state.merge(current or {}, update)
+        if relative.startswith(schema.RECORDING):
+            merged.update(recordings.owe(ctx, batch, meeting_id, current, merged))
         if current is not None and merged == {k: current[k] for k in current if k in state.PROPERTIES}:
             continue
         entity = {"PartitionKey": owner, "RowKey": row_key, **merged}
@@ -154,7 +157,8 @@ def _apply(ctx: Context, owner: str, meeting_id: str, event: state.Event) -> str
             if order:
                 batch.create({"PartitionKey": owner, "RowKey": schema.activity_key(meeting_id, order), "row": relative})
         else:
-            batch.update(entity, current.metadata["etag"])
+            # A merge: what else the row holds (a recording's copy) stays.
+            batch.update(entity, current.metadata["etag"], merge=True)
     if event.name in state.SESSION_EVENTS:
         _fold_session(ctx, batch, rows, meeting, event, merged_rows[schema.session_key(event.session_id)])
     batch.commit()

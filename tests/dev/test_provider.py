@@ -31,6 +31,7 @@ from dev.provider import (
     participant_joined,
     participant_left,
     recording_status,
+    room,
 )
 from dev.provider.model import ApiError
 from shared import presets
@@ -777,6 +778,74 @@ def test_payload_builders_follow_the_documented_shapes():
         "roomUUID",
         "outputFileName",
     }
+
+
+# Recordings without the room: byte ranges, faults, cut and slow files (the room's recordings: test_room.py)
+
+
+def test_a_recording_made_without_the_room_serves_its_bytes_whole_and_by_range(api, stand_in, http):
+    meeting_id, session_id = api.meeting(), str(uuid.uuid4())
+    stand_in.set_switches(recording_size_bytes=300_000)
+    payload = stand_in.record(api.mode, meeting_id, session_id)
+    recording = payload["recording"]
+    assert (recording["status"], recording["meetingId"], recording["roomUUID"]) == ("UPLOADED", meeting_id, session_id)
+    assert int(recording["fileSize"]) == 300_000
+    expected = b"".join(stand_in.recording_bytes(recording["id"]))
+    assert len(expected) == 300_000 and expected != b"".join(room.content("another", 300_000))
+    whole = http.get(recording["downloadUrl"], timeout=5)
+    assert (whole.status_code, whole.content, whole.headers["Content-Type"]) == (200, expected, "video/mp4")
+    assert whole.headers["Accept-Ranges"] == "bytes" and "Content-Range" not in whole.headers
+    part = http.get(recording["downloadUrl"], headers={"Range": "bytes=70000-"}, timeout=5)
+    assert (part.status_code, part.headers["Content-Range"], part.content) == (
+        206,
+        "bytes 70000-299999/300000",
+        expected[70000:],
+    )
+    for first, last in ((65535, 65537), (0, 0), (131072, 196607), (299_999, 400_000)):
+        piece = http.get(recording["downloadUrl"], headers={"Range": f"bytes={first}-{last}"}, timeout=5)
+        assert (piece.status_code, piece.content) == (206, expected[first : last + 1]), (first, last)
+    past = http.get(recording["downloadUrl"], headers={"Range": "bytes=300000-"}, timeout=5)
+    assert (past.status_code, past.headers["Content-Range"]) == (416, "bytes */300000")
+    ranges = [e["range"] for e in stand_in.request_log() if e["path"] == f"/__files/recordings/{recording['id']}"]
+    assert ranges[:3] == [None, "bytes=70000-", "bytes=65535-65537"] and ranges[-1] == "bytes=300000-"
+
+    answer = api.call("GET", f"/recordings/{recording['id']}")  # checked against the documented schema
+    data = answer.json()["data"]
+    assert (answer.status_code, data["file_size"], data["session_id"], data["status"]) == (
+        200,
+        300_000,
+        session_id,
+        "UPLOADED",
+    )
+    assert http.get(data["download_url"], timeout=5).content == expected
+    tampered = recording["downloadUrl"].replace("sig=", "sig=x")
+    assert http.get(tampered, timeout=5).status_code == 403
+    with pytest.raises(KeyError):
+        stand_in.recording_bytes(str(uuid.uuid4()))
+
+
+def test_file_answers_take_faults_and_can_be_cut_short_or_slowed(stand_in, http):
+    dyte = Api(stand_in, "dyte", http)
+    stand_in.set_switches(recording_size_bytes=200_000)
+    recording = stand_in.record("dyte", dyte.meeting(), str(uuid.uuid4()))["recording"]
+    stand_in.add_fault(mode="dyte", path="^/__files/recordings/", times=1, status=503)
+    assert http.get(recording["downloadUrl"], timeout=5).status_code == 503
+    assert http.get(recording["downloadUrl"], timeout=5).status_code == 200
+    assert [e["status"] for e in stand_in.request_log() if e["path"].startswith("/__files/")] == [503, 200]
+    stand_in.set_switches(recording_cut_after_bytes=100_000)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        http.get(recording["downloadUrl"], timeout=5)
+    cut = http.get(recording["downloadUrl"], headers={"Range": "bytes=150000-"}, timeout=5)  # the rest, whole
+    assert (cut.status_code, len(cut.content)) == (206, 50_000)
+
+    # A slow file is still being sent when the stand-in is reset: it stops there, short of its length.
+    stand_in.set_switches(recording_cut_after_bytes=0, recording_bytes_per_second=64 * 1024)
+    with http.get(recording["downloadUrl"], stream=True, timeout=5) as slow:
+        first = slow.raw.read(64 * 1024)
+        stand_in.reset()
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            b"".join(slow.iter_content(64 * 1024))
+    assert len(first) == 64 * 1024
 
 
 # The server itself

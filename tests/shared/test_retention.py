@@ -49,14 +49,14 @@ def test_purge_removes_exactly_what_is_past_retention(ctx):
     for age_days, body in ((31, b'{"event":"old"}'), (29, b'{"event":"new"}')):
         record_delivery(ctx, body, ctx.clock.now - timedelta(days=age_days))
     first = retention.purge(ctx)
-    assert first == {"deliveries": 1, "meetings": 1, "rescheduled": 0}
+    assert first == {"deliveries": 1, "meetings": 1, "recordings": 0, "rescheduled": 0}
     remaining = {row["id"] for row in rows(ctx, schema.MEETINGS) if row["RowKey"].startswith("m|")}
     assert remaining == {kept["id"], recent["id"]}
     assert not any(old["id"] in row["RowKey"] for row in rows(ctx, schema.MEETINGS))
     assert all(row.get("id") != old["id"] for row in rows(ctx, schema.INVITATIONS))
     assert {row["meetingId"] for row in rows(ctx, schema.PROVIDER_MEETINGS)} == {kept["id"], recent["id"]}
     assert [bytes(row["body"]) for row in rows(ctx, schema.DELIVERIES) if "body" in row] == [b'{"event":"new"}']
-    assert retention.purge(ctx) == {"deliveries": 0, "meetings": 0, "rescheduled": 0}
+    assert retention.purge(ctx) == {"deliveries": 0, "meetings": 0, "recordings": 0, "rescheduled": 0}
 
 
 def test_purging_a_meeting_takes_its_owners_expired_idempotency_records(ctx):
@@ -67,6 +67,28 @@ def test_purging_a_meeting_takes_its_owners_expired_idempotency_records(ctx):
     ctx.clock.now = T0 + timedelta(days=366)
     assert retention.purge(ctx)["meetings"] == 1
     assert idempotency_records(ctx, olga) == []
+
+
+def expiring_entries(ctx, meeting_id) -> list[str]:
+    """The days (partitions) of the meeting's retention entries."""
+    key = schema.expiring_meeting(meeting_id)
+    return sorted(row["PartitionKey"] for row in rows(ctx, schema.EXPIRING) if row["RowKey"] == key)
+
+
+def test_a_meeting_due_later_on_the_day_of_its_entry_is_kept_indexed_and_purged_the_next_day(ctx):
+    olga = factories.user("olga")
+    meeting = factories.create_meeting(ctx, olga, title="cancelled at nine")
+    meetings.cancel(ctx, olga, meeting["id"], None)  # at T0, 09:00: due at 09:00 a year later
+    due_day = retention.day_of(T0 + timedelta(days=365))
+    assert expiring_entries(ctx, meeting["id"]) == [schema.expiring_partition(due_day)]
+    ctx.clock.now = T0 + timedelta(days=365) - timedelta(hours=1)  # that day's purge runs at 08:00
+    assert retention.purge(ctx) == {"deliveries": 0, "meetings": 0, "recordings": 0, "rescheduled": 1}
+    next_day = retention.day_of(T0 + timedelta(days=366))
+    assert expiring_entries(ctx, meeting["id"]) == [schema.expiring_partition(next_day)]  # not lost
+    ctx.clock.now = T0 + timedelta(days=366) - timedelta(hours=1)
+    assert retention.purge(ctx)["meetings"] == 1
+    assert expiring_entries(ctx, meeting["id"]) == []
+    assert not any(meeting["id"] in row["RowKey"] for row in rows(ctx, schema.MEETINGS))
 
 
 def test_an_interrupted_purge_resumes_where_it_stopped(ctx):
