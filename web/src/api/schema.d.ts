@@ -262,8 +262,14 @@ export interface paths {
          * The meeting's recordings, built from the provider's webhooks (owner and hosts)
          * @description Newest first (by `startedAt`). A recording's `status` only moves forward in the order
          *     INVOKED < RECORDING = PAUSED < UPLOADING < ERRORED < UPLOADED, whatever order the updates arrive
-         *     in; between RECORDING and PAUSED the later update wins. `downloadUrl` is the provider's and
-         *     stops working at `downloadUrlExpiresAt`.
+         *     in; between RECORDING and PAUSED the later update wins.
+         *
+         *     Once UPLOADED, a recording is copied into this deployment's own storage (the provider keeps it
+         *     seven days). Until the copy is done (`stored: false`) `downloadUrl` is the provider's own link;
+         *     once it is (`stored: true`) it is a read-only link to our copy of that one recording, signed for
+         *     this answer and valid 15 minutes (`downloadUrlExpiresAt`): read the list again for a fresh one.
+         *     A recording deleted from our storage (its owner closed the account, or its retention ended) has
+         *     no link. There is no separate link endpoint: this list is the one place that authorizes a link.
          */
         get: operations["listRecordings"];
         put?: never;
@@ -344,11 +350,12 @@ export interface components {
                 lastWebhookAt: string | null;
                 /** @description Present when degraded by settings; the names of the missing or malformed ones */
                 settings?: string[];
-                /** @description Present when degraded by background work: counts of follow-ups (provider and derived rows), account closings and emails waiting more than 10 minutes, deliveries recorded and not applied for 10 minutes, and messages in poison queues (no names, no personal data) */
+                /** @description Present when degraded by background work: counts of follow-ups (provider and derived rows), account closings, emails and recording copies into our storage waiting more than 10 minutes, deliveries recorded and not applied for 10 minutes, and messages in poison queues (no names, no personal data) */
                 stuck?: {
                     reconciliations?: number;
                     accountClosings?: number;
                     mails?: number;
+                    recordingCopies?: number;
                     deliveries?: number;
                     poisonMessages?: number;
                 };
@@ -540,12 +547,19 @@ export interface components {
             /** Format: date-time */
             stoppedAt: string | null;
             durationSeconds: number | null;
+            /** @description The size the provider reported */
             sizeBytes: number | null;
-            /** @description Whether a copy is kept in this deployment's own storage */
+            /** @description Whether a copy is kept in this deployment's own storage (then `downloadUrl` is ours) */
             stored: boolean;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description Ours once `stored` (read-only, this recording only, short-lived); the provider's before that; null when there is none
+             */
             downloadUrl: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When `downloadUrl` stops working
+             */
             downloadUrlExpiresAt: string | null;
         };
         WebhookReceipt: {
