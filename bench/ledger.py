@@ -102,10 +102,6 @@ class Window:
 
     requests: list[Request] = field(default_factory=list)
 
-    def only(self, *tables: str, prefix: str = "") -> Window:
-        names = {prefix + table for table in tables}
-        return Window([request for request in self.requests if request.table in names])
-
     def without(self, *tables: str, prefix: str = "") -> Window:
         names = {prefix + table for table in tables}
         return Window([request for request in self.requests if request.table not in names])
@@ -120,9 +116,6 @@ class Window:
     @property
     def entities(self) -> int:
         return sum(request.entities for request in self.requests)
-
-    def queries(self) -> list[Request]:
-        return [request for request in self.requests if request.method == "GET" and request.filter]
 
 
 # What a filter's keys bound ----------------------------------------------------------------------------
@@ -249,13 +242,15 @@ class Reader:
             "rowsInPartition": in_partition if in_partition is not None else in_bounds,
         }
 
-    def read(self, window: Window) -> dict[str, int]:
-        """The rows a window's requests read: summed by the keys' bounds, and by the design guide's rule."""
-        total = {"rowsInBounds": 0, "rowsInPartition": 0}
+    def read(self, window: Window) -> dict[str, Any]:
+        """The rows a window's requests read, summed by the keys' bounds and by the design guide's rule, and
+        the kinds of read they were (point, range, partition scan ...)."""
+        total: dict[str, Any] = {"rowsInBounds": 0, "rowsInPartition": 0, "kinds": []}
         for request in window.requests:
             if request.method != "GET" or request.status != 200 or not (request.key or request.filter):
                 continue
             found = self.rows_in_bounds(request)
             total["rowsInBounds"] += found["rowsInBounds"]
             total["rowsInPartition"] += found["rowsInPartition"]
+            total["kinds"].append(found["kind"])
         return total

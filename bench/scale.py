@@ -610,6 +610,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.baseline % 10 or args.meetings % 10 or not 0 < args.baseline < args.meetings or args.pending % 10:
         parser.error("sizes and K are whole tens (owners have ten meetings), the baseline below the full size")
+    if min(args.samples, args.webhook_meetings) < 2 or not 0 < args.analysed <= args.samples:
+        parser.error("percentiles need at least 2 samples and 2 meetings; 1 to --samples of them analysed")
     signal.signal(signal.SIGTERM, _interrupt)
     results: dict[str, Any] = {
         "machine": workload.machine(),
