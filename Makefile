@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format bench setup clean web-check
+.PHONY: run test lint format bench bench-scale setup clean web-check
 
 setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed web/node_modules/.installed \
 	$(VENV)/.browser-installed /usr/bin/chromium
@@ -37,6 +37,10 @@ run:
 # A few minutes: per-operation latency and round trips, a concurrent phase, import time (docs/performance.md).
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench
+
+# A few minutes more: 100,000 meetings seeded into Azurite; sweeps, reads and webhooks at 1,000 and at 100,000.
+bench-scale: $(VENV)/.installed node_modules/.installed
+	$(PY) -m bench.scale
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

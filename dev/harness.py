@@ -55,8 +55,9 @@ class Storage:
     queues: CountingProxy
 
     @classmethod
-    def start(cls, server: azurite_module.Azurite) -> Storage:
-        return cls(server, CountingProxy(server.table_port).start(), CountingProxy(server.queue_port).start())
+    def start(cls, server: azurite_module.Azurite, proxy: type[CountingProxy] = CountingProxy) -> Storage:
+        """`proxy`: the proxy class in front of each endpoint (the scale bench keeps every request's bytes)."""
+        return cls(server, proxy(server.table_port).start(), proxy(server.queue_port).start())
 
     def stop(self) -> None:
         self.tables.stop()
