@@ -46,7 +46,7 @@ from dev.azurite import Azurite
 from dev.harness import ROOT, TENANT, App, Counts, Storage, User, app_environment, start_app
 from dev.issuer import Issuer, user_object_id
 from dev.provider import ProviderStandIn, webhooks
-from shared import accounts, followups, jobs, schema, times
+from shared import accounts, followups, jobs, recordings, schema, times
 from shared import settings as app_settings
 from shared.auth import public_id
 from shared.context import Context
@@ -247,7 +247,12 @@ def run_jobs(ctx: Context, connection_string: str) -> int:
     """Run what the jobs queue holds here, as its consumer would (the app's consumers are paused): the
     follow-up a status change queued clears its marker, as it does within seconds in a deployment. How many."""
     name = ctx.storage.queue_name(schema.JOBS_QUEUE)
-    handlers = {jobs.Kind.FOLLOW_UP: followups.run_job, jobs.Kind.CLOSE_ACCOUNT: accounts.close_job}
+    # As function_app.py wires them (it is not imported here: it reads the settings of a deployment).
+    handlers = {
+        jobs.Kind.FOLLOW_UP: followups.run_job,
+        jobs.Kind.CLOSE_ACCOUNT: accounts.close_job,
+        jobs.Kind.COPY_RECORDING: recordings.copy_job,
+    }
     done = 0
     with QueueClient.from_connection_string(
         connection_string, name, message_decode_policy=TextBase64DecodePolicy()

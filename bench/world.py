@@ -281,12 +281,11 @@ def applied_rows(meeting: Meeting, delivered: list[tuple[dict[str, Any], datetim
         for relative, update in state.facts(event, "").items():
             if relative not in rows and relative.startswith(schema.RECORDING):
                 rows[schema.recording_order_key(event.received_at, update["recordingId"])] = {"row": relative}
+            elif relative not in rows and relative.startswith(schema.SESSION):
+                rows[schema.session_order_key(event.received_at, event.session_id)] = {"row": relative}
             rows[relative] = state.merge(rows.get(relative, {}), update)
         if event.name in state.SESSION_EVENTS:
-            if not state.seen(summary, event.session_id):
-                order = schema.session_order_key(event.received_at, event.session_id)
-                rows[order] = {"row": schema.session_key(event.session_id)}
-            summary = state.summarize(summary, event)
+            summary = state.summarize(summary, event.session_id, rows[schema.session_key(event.session_id)])
     if summary:
         rows[schema.SUMMARY] = summary
     return [

@@ -37,6 +37,7 @@ from azure.data.tables import UpdateMode
 
 from shared import access, jobs, outbox, pending, problems, retention, schema, times
 from shared.access import Role
+from shared.events import state
 from shared.model import Invite, Meeting, Participant
 from shared.provider import ParticipantGone, ProviderClient, ProviderParticipant
 from shared.storage import Batch, Stale
@@ -112,6 +113,15 @@ def mark(
     batch.after_commit(follow)
 
 
+def mark_status(ctx: Context, batch: Batch, owner: str, meeting_id: str) -> None:
+    """The webhook applier's mark: the meeting's status changed (its summary, in `batch`, owes this until the
+    follow-up copies it). The applier queues the job itself once the batch committed, and settles its
+    delivery only after that put: the summary and the unsettled delivery, not a pending entry, keep it."""
+    row_key = schema.marker_key(meeting_id, schema.FIELDS_MARK)
+    if row_key not in batch:
+        batch.upsert({"PartitionKey": owner, "RowKey": row_key, "markedAt": times.stamp(ctx.clock()), "ids": ""})
+
+
 def _job(meeting_id: str) -> dict[str, Any]:
     return jobs.message(jobs.Kind.FOLLOW_UP, {"meetingId": meeting_id})
 
@@ -124,6 +134,7 @@ class Rows:
     """Every row of one meeting, as one range query returns them."""
 
     meeting: Meeting | None = None
+    summary: Any = None  # what the webhooks say of the meeting's sessions (its status)
     invites: dict[str, Invite] = field(default_factory=dict)
     participants: dict[str, Participant] = field(default_factory=dict)  # by user id
     outbox: list[Any] = field(default_factory=list)
@@ -133,21 +144,24 @@ class Rows:
 
 
 def read(ctx: Context, meeting_id: str) -> Rows:
-    """The meeting, its invites, participants, outbox and markers: its rows, but those the webhooks built."""
+    """The meeting, its markers, invites, outbox and participants, and its webhook summary: one range, up to
+    the summary, which is the first of the rows the webhooks built (their history after it is not read)."""
     partition = schema.owner_partition(meeting_id)
-    low, high = schema.meeting_range(meeting_id)
-    activity_low, activity_high = schema.activity_range(meeting_id)
+    low = schema.meeting_key(meeting_id)
+    summary = schema.activity_key(meeting_id, schema.SUMMARY)
     rows = Rows()
     invite_low, invite_high = schema.invite_range(meeting_id)
     participant_low, participant_high = schema.participant_range(meeting_id)
     marker_low, marker_high = schema.marker_range(meeting_id)
     for row in ctx.storage.table(schema.MEETINGS).query_entities(
-        "PartitionKey eq @pk and ( ( RowKey ge @low and RowKey lt @from ) or ( RowKey ge @to and RowKey lt @high ) )",
-        parameters={"pk": partition, "low": low, "high": high, "from": activity_low, "to": activity_high},
+        "PartitionKey eq @pk and RowKey ge @low and RowKey le @summary",
+        parameters={"pk": partition, "low": low, "summary": summary},
     ):
         key = row["RowKey"]
         if key == low:
             rows.meeting = Meeting.from_row(row)
+        elif key == summary:
+            rows.summary = row
         elif invite_low <= key < invite_high:
             invite = Invite.from_row(row)
             rows.invites[invite.id] = invite
@@ -235,6 +249,7 @@ def _reconcile(ctx: Context, rows: Rows, inline: bool) -> Updates:
     meeting = rows.meeting
     updates: Updates = []
     if meeting is not None:
+        meeting = _project_status(ctx, meeting, rows, updates)
         _provider(ctx, meeting, rows, inline, updates)
         _index(ctx, meeting, rows, updates)
         if schema.FIELDS_MARK in rows.markers and meeting.activity == "ended" and not meeting.cancelled:
@@ -243,6 +258,24 @@ def _reconcile(ctx: Context, rows: Rows, inline: bool) -> Updates:
         if rows.outbox:
             outbox.expand(ctx, meeting, rows.outbox, rows.invites)
     return updates
+
+
+def _project_status(ctx: Context, meeting: Meeting, rows: Rows, updates: Updates) -> Meeting:
+    """The meeting row and its owner-index row take the status its webhook summary says (the invitee-index
+    rows follow with `_index`); the summary then owes nothing."""
+    if rows.summary is None:
+        return meeting
+    wanted = state.activity(rows.summary)
+    if wanted != meeting.activity:
+        ended_at = ctx.clock() if wanted == "ended" else meeting.ended_at
+        meeting = meeting.replace(activity=wanted, ended_at=ended_at)
+        fields = {"activity": wanted, "endedAt": times.stamp(ended_at)}
+        updates.append(({"PartitionKey": meeting.partition, "RowKey": meeting.key, **fields}, meeting.etag))
+        updates.append(({"PartitionKey": meeting.partition, "RowKey": meeting.index_key, **fields}, None))
+    if rows.summary.get("owesSince"):
+        owed = {"PartitionKey": meeting.partition, "RowKey": rows.summary["RowKey"], "owesSince": "", "owedBy": ""}
+        updates.append((owed, rows.summary.metadata.get("etag")))
+    return meeting
 
 
 def _clear(ctx: Context, meeting_id: str, rows: Rows, updates: Updates, key: str, pending_etag: str | None) -> bool:

@@ -19,8 +19,8 @@ from shared.access import Action, Role
 from shared.auth import Caller
 from shared.context import Context
 from shared.mail import INVITED, REVOKED
-from shared.meetings import Invitee, Visible, load, parse_invitees
-from shared.model import Invite, Meeting, Participant
+from shared.meetings import Invitee, Visible, load, load_everything, parse_invitees
+from shared.model import Invite, Participant
 from shared.storage import Batch
 
 MAX_INVITES_PER_MEETING = 500
@@ -37,12 +37,12 @@ def parse_invite_body(body: Any) -> tuple[Invitee, ...]:
 
 def invite(ctx: Context, caller: Caller, meeting_id: str, invitees: tuple[Invitee, ...]) -> list[dict[str, Any]]:
     def change() -> list[dict[str, Any]]:
-        visible = load(ctx, caller, meeting_id)
+        everything = load_everything(ctx, caller, meeting_id)
+        visible, existing, participants = everything.visible, everything.invites, everything.participants
         access.require(visible.role, Action.INVITE_PARTICIPANTS, "Participants cannot invite.")
         meeting = visible.meeting
         if meeting.cancelled:
             raise problems.Cancelled("A cancelled meeting cannot take invites.")
-        existing, participants = _invites_and_participants(ctx, meeting)
         _check_may_invite(visible.role, invitees, existing)
         now = ctx.clock()
         batch = ctx.storage.batch(schema.MEETINGS, meeting.partition)
@@ -108,26 +108,6 @@ def _check_may_invite(role: Role, invitees: tuple[Invitee, ...], existing: dict[
         access.check_invite(role, invitee.role, existing.get(schema.invite_id(invitee.email)))
 
 
-def _invites_and_participants(ctx: Context, meeting: Meeting) -> tuple[dict[str, Invite], dict[str, Participant]]:
-    """The meeting's invites and participants, in one range query (outbox rows lie between: few)."""
-    low, _ = schema.invite_range(meeting.id)
-    _, high = schema.participant_range(meeting.id)
-    invite_low, invite_high = schema.invite_range(meeting.id)
-    invites: dict[str, Invite] = {}
-    participants: dict[str, Participant] = {}
-    for row in ctx.storage.table(schema.MEETINGS).query_entities(
-        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-        parameters={"pk": meeting.partition, "low": low, "high": high},
-    ):
-        if invite_low <= row["RowKey"] < invite_high:
-            invite = Invite.from_row(row)
-            invites[invite.id] = invite
-        elif row["RowKey"].startswith(schema.participant_range(meeting.id)[0]):
-            participant = Participant.from_row(row)
-            participants[participant.user_id] = participant
-    return invites, participants
-
-
 def _touch(ctx: Context, batch: Batch, participant: Participant | None) -> None:
     """Change the participant row's ETag, so a join of that user in flight re-checks its right."""
     if participant is not None and participant.key not in batch:
@@ -174,10 +154,10 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite_id: str) -> Non
     """Joins are refused once this commits; the provider participant goes right after (or later, retried)."""
 
     def change() -> None:
-        visible = load(ctx, caller, meeting_id)
+        everything = load_everything(ctx, caller, meeting_id)
+        visible, existing, participants = everything.visible, everything.invites, everything.participants
         access.require(visible.role, Action.REVOKE, "Only the owner can revoke invites.")
         meeting = visible.meeting
-        existing, participants = _invites_and_participants(ctx, meeting)
         current = existing.get(invite_id)
         if current is None:
             raise problems.NotFound("No such invite.")

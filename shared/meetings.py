@@ -35,9 +35,9 @@ from shared import (
 from shared.access import Access, Action, Role
 from shared.auth import Caller
 from shared.context import Context
+from shared.events import state
 from shared.mail import INVITED
 from shared.model import Invite, Meeting, Participant, Schedule
-from shared.storage import Batch
 
 log = logging.getLogger(__name__)
 
@@ -164,38 +164,86 @@ class Visible:
 def load(ctx: Context, caller: Caller, meeting_id: str) -> Visible:
     """The meeting and the caller's relation to it, in one storage request; 404 when none.
 
-    One range query bounded to the meeting's rows picks the meeting row, the invites addressed to
-    the caller's verified addresses and the caller's provider participant.
+    One query picks the meeting row, the invites addressed to the caller's verified addresses, the caller's
+    provider participant and the meeting's webhook summary (its status), bounded to the keys between the
+    first and the last of them: never the meeting's history (the webhook rows after its summary).
     """
     partition = schema.owner_partition(meeting_id)
     if partition is None:
         raise problems.NotFound("No such meeting.")
-    low, high = schema.meeting_range(meeting_id)
-    wanted = {"meeting": low, "participant": schema.participant_key(meeting_id, caller.id)}
+    summary = schema.activity_key(meeting_id, schema.SUMMARY)
+    wanted = {"meeting": schema.meeting_key(meeting_id), "participant": schema.participant_key(meeting_id, caller.id)}
     for n, identifier in enumerate(candidate_invite_ids(caller)):
         wanted[f"invite{n}"] = schema.invite_key(meeting_id, identifier)
-    # The range bounds the server's work to this meeting's rows; the equalities pick a few of them.
-    query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and ( {} )".format(
+    wanted["summary"] = summary
+    query = "PartitionKey eq @pk and RowKey ge @meeting and RowKey le @summary and ( {} )".format(
         " or ".join(f"RowKey eq @{name}" for name in wanted)
     )
-    rows = ctx.storage.table(schema.MEETINGS).query_entities(
-        query, parameters={"pk": partition, "low": low, "high": high, **wanted}
-    )
-    meeting, participant, invites = None, None, []
+    rows = ctx.storage.table(schema.MEETINGS).query_entities(query, parameters={"pk": partition, **wanted})
+    meeting, participant, invites, status = None, None, [], None
     for row in rows:
         if row["RowKey"] == wanted["meeting"]:
             meeting = Meeting.from_row(row)
         elif row["RowKey"] == wanted["participant"]:
             participant = Participant.from_row(row)
+        elif row["RowKey"] == summary:
+            status = state.activity(row)
         else:
             invites.append(Invite.from_row(row))
+    return _visible(caller, meeting, status, invites, participant)
+
+
+def _visible(
+    caller: Caller, meeting: Meeting | None, status: str | None, invites: list[Invite], participant: Participant | None
+) -> Visible:
     if meeting is None:
         raise problems.NotFound("No such meeting.")
+    if status is not None:
+        # The webhooks' summary is the status; the meeting row's copy follows it a moment later.
+        meeting = meeting.replace(activity=status)
     relation = access.relation(caller.id, meeting, invites)
     if relation is None:
         raise problems.NotFound("No such meeting.")
     role, invite = relation
     return Visible(meeting, role, invite, participant, tuple(invites))
+
+
+@dataclass
+class Everything:
+    """A meeting as one caller may see it, with all its invites and participants (for changing them)."""
+
+    visible: Visible
+    invites: dict[str, Invite]
+    participants: dict[str, Participant]
+
+
+def load_everything(ctx: Context, caller: Caller, meeting_id: str) -> Everything:
+    """The meeting, the caller's relation, and every invite and participant of it, in one range query
+    (outbox rows and markers lie between them: few; the webhook rows after them are not read)."""
+    partition = schema.owner_partition(meeting_id)
+    if partition is None:
+        raise problems.NotFound("No such meeting.")
+    low = schema.meeting_key(meeting_id)
+    _, high = schema.participant_range(meeting_id)
+    invite_low, invite_high = schema.invite_range(meeting_id)
+    participant_low, _ = schema.participant_range(meeting_id)
+    meeting, invites, participants = None, {}, {}
+    for row in ctx.storage.table(schema.MEETINGS).query_entities(
+        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+        parameters={"pk": partition, "low": low, "high": high},
+    ):
+        key = row["RowKey"]
+        if key == low:
+            meeting = Meeting.from_row(row)
+        elif invite_low <= key < invite_high:
+            invite = Invite.from_row(row)
+            invites[invite.id] = invite
+        elif key.startswith(participant_low):
+            participant = Participant.from_row(row)
+            participants[participant.user_id] = participant
+    addressed = [invites[identifier] for identifier in candidate_invite_ids(caller) if identifier in invites]
+    visible = _visible(caller, meeting, None, addressed, participants.get(caller.id))
+    return Everything(visible, invites, participants)
 
 
 def candidate_invite_ids(caller: Caller) -> list[str]:
@@ -545,14 +593,3 @@ def cancel(ctx: Context, caller: Caller, meeting_id: str, if_match: str | None) 
         commit(ctx, before, before.replace(cancelled_at=now, updated_at=now, version=before.version + 1))
 
     storage.retry(change, "The meeting is changing concurrently; retry.")
-
-
-def set_activity(ctx: Context, batch: Batch, before: Meeting, activity: str) -> None:
-    """Add to a webhook's `batch`: the meeting's status (live, ended) on its row and owner-index row, never
-    its `version`; then the follow-up that refreshes the invitees' list rows and indexes an ended meeting
-    for retention. The applier's own retries carry that follow-up (its marker is in this batch and the
-    applier re-queues it when it finds it), so no pending entry is written here."""
-    after = before.replace(activity=activity, ended_at=ctx.clock() if activity == "ended" else before.ended_at)
-    batch.update(after.row(), before.etag)
-    batch.upsert(after.owner_index_row())
-    followups.mark(ctx, batch, after, fields=True, announce=False, inline=False)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared import schema, times
@@ -98,6 +98,21 @@ def announce(ctx: Context, key: str, queue: str, message: dict[str, Any], due_in
         "createdAt": times.stamp(now),
     }
     return _table(ctx).upsert_entity(entity, mode=UpdateMode.MERGE)["etag"]
+
+
+def keep(ctx: Context, key: str, queue: str, message: dict[str, Any]) -> None:
+    """Work already queued gets its entry if it has none (an existing one keeps its schedule and attempts)."""
+    now = ctx.clock()
+    entity = {
+        "PartitionKey": schema.PENDING_PARTITION,
+        "RowKey": key,
+        "queue": queue,
+        "message": json.dumps(message, separators=(",", ":")),
+        "dueAt": times.stamp(now + GRACE),
+        "createdAt": times.stamp(now),
+    }
+    with contextlib.suppress(ResourceExistsError):
+        _table(ctx).create_entity(entity)
 
 
 def get(ctx: Context, key: str) -> Entry | None:

@@ -7,10 +7,11 @@ read-only SAS for that one blob, valid fifteen minutes, signed with a user deleg
 identity: in Azure the account has no usable key) or, only where storage is a connection string (Azurite),
 with the account key. Until the copy is done the provider's own link is shown.
 
-The copy is owed the way a meeting's follow-ups are (docs/data-model.md): the webhook applier writes
-`copy: owed` into the recording row itself when the row first reaches UPLOADED with a link, announces a
-pending entry before that batch commits, and queues the `copy-recording` job after it; the sweep re-drives
-the entry until the job completes it. The job:
+The webhook applier writes `copy: owed` (and `owedBy`, its delivery) into the recording row itself when
+the row first reaches UPLOADED with a link, and queues the `copy-recording` job after that batch commits;
+its delivery is settled only once the put succeeded, and its next attempt queues the job again while the
+row still owes the copy to it. The job's first step writes the copy's pending entry (once), which the
+sweep re-drives until the job completes it. The job:
 
 - takes a 60-second lease on the blob (renewed as it goes), so one copier at a time writes it, whatever
   the sweep or a stale message queue again;
@@ -98,19 +99,18 @@ class _Gone(Exception):
 
 
 def owe(
-    ctx: Context, batch: Batch, meeting_id: str, current: Mapping[str, Any] | None, merged: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The properties the recording row takes besides what the webhooks say: `copy: owed` the first time it
-    is UPLOADED with a link, with the copy's pending entry announced before `batch` commits and its job
-    queued after."""
-    if merged.get("status") != "UPLOADED" or not merged.get("downloadUrl") or (current or {}).get("copy"):
-        return {}
-    payload = {"meetingId": meeting_id, "recordingId": merged["recordingId"]}
-    key = schema.pending_copy(meeting_id, merged["recordingId"])
-    message = jobs.message(jobs.Kind.COPY_RECORDING, payload)
-    batch.before_commit(lambda: pending.announce(ctx, key, schema.JOBS_QUEUE, message))
-    batch.after_commit(lambda: jobs.enqueue(ctx, jobs.Kind.COPY_RECORDING, payload))
-    return {"copy": OWED}
+    meeting_id: str, current: Mapping[str, Any] | None, merged: Mapping[str, Any], delivery: str
+) -> tuple[dict[str, Any], list[tuple[jobs.Kind, dict[str, Any]]]]:
+    """What the webhook delivery `delivery` owes the recording row besides what the webhooks say, and the
+    job to queue once its batch commits: the copy, the first time the row is UPLOADED with a link, and
+    again while the copy is still owed to this delivery (an attempt whose put failed)."""
+    current = current or {}
+    job = [(jobs.Kind.COPY_RECORDING, {"meetingId": meeting_id, "recordingId": merged["recordingId"]})]
+    if current.get("copy") == OWED and current.get("owedBy") == delivery:
+        return {}, job
+    if merged.get("status") != "UPLOADED" or not merged.get("downloadUrl") or current.get("copy"):
+        return {}, []
+    return {"copy": OWED, "owedBy": delivery}, job
 
 
 # The copy job ---------------------------------------------------------------------------------------------
@@ -126,6 +126,8 @@ def copy_job(ctx: Context, payload: dict[str, Any], budget: float = TIME_BUDGET)
     key = schema.pending_copy(meeting_id, recording_id)
     started = time.monotonic()
     try:
+        # From here the sweep keeps the copy going, whatever becomes of this message.
+        pending.keep(ctx, key, schema.JOBS_QUEUE, jobs.message(jobs.Kind.COPY_RECORDING, payload))
         outcome = copy(ctx, meeting_id, recording_id, started + budget)
     except (_Failed, AzureError, problems.Problem, Stale) as failure:
         reason = failure.slug if isinstance(failure, problems.Problem) else f"{type(failure).__name__}: {failure}"

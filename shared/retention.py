@@ -139,21 +139,24 @@ def delete_meeting(ctx: Context, meeting: Meeting) -> None:
         table.query_entities(
             "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
             parameters={"pk": meeting.partition, "low": low, "high": high},
-            select=["RowKey", "id"],
+            select=["RowKey", "id", "indexed", "userId"],
         )
     )
     recordings.erase(ctx, meeting.id)
     index = ctx.storage.table(schema.INVITATIONS)
+    participations = ctx.storage.table(schema.PARTICIPATIONS)
     invite_low, invite_high = schema.invite_range(meeting.id)
+    participant_low, participant_high = schema.participant_range(meeting.id)
     for row in own_rows:
-        if invite_low <= row["RowKey"] < invite_high:
-            for entry in index.query_entities(
-                "PartitionKey eq @pk and id eq @meeting",
-                parameters={"pk": row["id"], "meeting": meeting.id},
-                select=["RowKey"],
-            ):
-                with contextlib.suppress(ResourceNotFoundError):
-                    index.delete_entity(row["id"], entry["RowKey"])
+        if invite_low <= row["RowKey"] < invite_high and row.get("indexed"):
+            # The invite knows its index row's key (`indexed`): deleted by its key, no scan of the partition.
+            with contextlib.suppress(ResourceNotFoundError):
+                index.delete_entity(row["id"], row["indexed"].split("#", 1)[0])
+        elif participant_low <= row["RowKey"] < participant_high and row.get("userId"):
+            with contextlib.suppress(ResourceNotFoundError):
+                participations.delete_entity(row["userId"], meeting.id)
+    with contextlib.suppress(ResourceNotFoundError):
+        ctx.storage.table(schema.PENDING).delete_entity(schema.PENDING_PARTITION, schema.pending_follow_up(meeting.id))
     with contextlib.suppress(ResourceNotFoundError):
         ctx.storage.table(schema.PROVIDER_MEETINGS).delete_entity(
             schema.provider_meeting_partition(meeting.provider, meeting.provider_meeting_id),

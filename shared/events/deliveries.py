@@ -18,6 +18,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,13 +78,18 @@ def entities(key: str, body: bytes, provider: str, headers: Mapping[str, str], r
 
 
 def last_received(ctx: Context) -> str | None:
-    """When the newest delivery was received (health), from the shards' last-delivery rows in one query."""
-    rows = ctx.storage.table(schema.DELIVERIES, create=False).query_entities(
-        "PartitionKey ge @low and PartitionKey le @high and RowKey eq @row",
-        parameters={"low": SHARDS[0], "high": SHARDS[-1], "row": schema.LAST_DELIVERY},
-        select=["receivedAt"],
-    )
-    newest = max((row["receivedAt"] for row in rows), default="")
+    """When the newest delivery was received (health): the shards' last-delivery rows, sixteen point reads at
+    once (a query across the shards would read every delivery kept)."""
+    table = ctx.storage.table(schema.DELIVERIES, create=False)
+
+    def last(shard: str) -> str:
+        try:
+            return table.get_entity(shard, schema.LAST_DELIVERY, select=["receivedAt"])["receivedAt"]
+        except ResourceNotFoundError:
+            return ""
+
+    with ThreadPoolExecutor(max_workers=len(SHARDS)) as pool:
+        newest = max(pool.map(last, SHARDS), default="")
     return times.render(newest)
 
 

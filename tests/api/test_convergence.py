@@ -13,11 +13,14 @@ import uuid
 import requests
 from azure.data.tables import TableServiceClient, UpdateMode
 
+from dev.provider import webhooks
 from shared import schema, times
 from shared.schema import invite_id
 from tests.api.conftest import problem
 from tests.api.test_joins import participants
 from tests.api.test_meetings import provider_meeting
+from tests.api.test_recordings import copied, record
+from tests.api.test_webhooks import at, deliver, eventually, status_of
 
 
 def invite(user, meeting, *invitees):
@@ -277,3 +280,36 @@ def test_health_is_degraded_with_counts_when_work_is_stuck(dyte_app):
         table(app, schema.PENDING).delete_entity("work", stuck_key)
         sweep(app)
     assert app.call("GET", "/health").json()["status"] == "ok"
+
+
+# A job the webhook applier owes, whose put fails after the change committed ----------------------------------
+
+PUT_ATTEMPTS = 3  # with the queue client's own two retries: one put fails
+
+
+def test_an_end_whose_follow_up_put_fails_is_still_listed_as_ended(app):
+    owner = app.user("owner")
+    meeting = owner.create()
+    session, pm = str(uuid.uuid4()), meeting["providerMeetingId"]
+    started = webhooks.meeting_started(pm, session, mode=app.video_provider, started_at=at(0))
+    assert deliver(app, started) == [200]
+    eventually(lambda: status_of(owner, meeting) == ("live", "live"), what="live")
+    app.storage.queues.fail("POST", rf"/{app.prefix}{schema.JOBS_QUEUE}/messages", status=503, times=PUT_ATTEMPTS)
+    try:
+        ended = webhooks.meeting_ended(pm, session, mode=app.video_provider, started_at=at(0), ended_at=at(5))
+        assert deliver(app, ended) == [200]
+        # The delivery's next attempt finds the summary owing its follow-up and queues it again.
+        eventually(lambda: status_of(owner, meeting) == ("ended", "ended"), what="ended in the list")
+    finally:
+        app.storage.queues.clear_faults()
+
+
+def test_an_upload_whose_copy_put_fails_is_still_copied(app):
+    owner = app.user("owner")
+    meeting = owner.create()
+    app.storage.queues.fail("POST", rf"/{app.prefix}{schema.JOBS_QUEUE}/messages", status=503, times=PUT_ATTEMPTS)
+    try:
+        recording = record(app, meeting)
+        assert copied(app, meeting, recording)["sha256"]
+    finally:
+        app.storage.queues.clear_faults()

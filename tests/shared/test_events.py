@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dev.provider import ProviderStandIn, webhooks
-from shared import joins, meetings, problems, schema, times
+from shared import followups, joins, meetings, problems, schema, times
 from shared.context import Context
 from shared.events import apply, deliveries, signing, state
 from shared.model import Participant
@@ -372,6 +372,8 @@ def test_concurrent_shuffled_duplicated_deliveries_end_as_the_pure_merge_says(ct
     with ThreadPoolExecutor(max_workers=24) as pool:
         list(pool.map(lambda key: apply.run(ctx, key), messages))
 
+    # The follow-up each status change queued copies the status onto the meeting's list rows.
+    followups.run(ctx, meeting_id)
     meeting = meetings.load(ctx, owner, meeting_id).meeting
     stored = activity_rows(ctx, meeting)
     expected, summary = fold(sequence)
