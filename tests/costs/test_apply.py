@@ -2,7 +2,8 @@
 
 Counted per event as the applier gets it from the receiver (the delivery carried in the queue message): the
 provider meeting's mapping (once per process), one read (and a leave's point read of its interval), one
-batch, a queue put when the meeting's status changes or a recording's copy is owed, the settling. The follow-up a status change queues is run after each event, as the jobs queue would.
+batch, a queue put when the meeting's status changes or a recording's copy is owed, the settling. The
+follow-up a status change queues is run after each event, as the jobs queue would.
 """
 
 from __future__ import annotations
