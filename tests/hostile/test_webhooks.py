@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import requests
 
 from dev.provider import recording_status
@@ -11,13 +10,6 @@ from tests.api.test_local_room import provider_client, room
 from tests.hostile.tools import deliver, poll
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Recordings are never copied into our own storage: the API hard-codes `stored: false` and hands out the "
-    "provider's expiring link for ever, though the contract (and RECORDING_RETENTION_DAYS) promise a copy "
-    "and a short-lived link to it once UPLOADED.",
-)
 def test_an_uploaded_recording_is_copied_into_our_storage(dyte_app):
     app = dyte_app
     client = provider_client(app)
