@@ -141,7 +141,13 @@ class ProviderClient:
     def set_meeting_status(self, meeting_id: str, status: str) -> ProviderMeeting:
         if status not in ("ACTIVE", "INACTIVE"):
             raise ValueError(f"status must be ACTIVE or INACTIVE, got {status!r}")
-        answer = self._call("PATCH", f"/meetings/{_seg(meeting_id)}", body={"status": status}, retry=True)
+        inactive = status == "INACTIVE"
+        answer = self._call(
+            "PATCH", f"/meetings/{_seg(meeting_id)}", body={"status": status}, retry=True, absent_ok=inactive
+        )
+        if answer is None:
+            # The provider has no such meeting: nobody can join it, which is all INACTIVE asks.
+            return ProviderMeeting(id=meeting_id, status=status)
         if not isinstance(answer.get("data"), dict):
             # Cloudflare's schema makes `data` optional here; the status asked for is what was set.
             return ProviderMeeting(id=meeting_id, status=status)

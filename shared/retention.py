@@ -9,11 +9,14 @@ stored. A meeting whose entry comes due is checked again (a new session may have
 deleted when past retention, rescheduled when not yet, forgotten when it is live again (its next end
 schedules it anew).
 
-Deleting a meeting takes everything that hangs off it: its rows in the owner's partition (invites,
-participants, outbox, markers, sessions, intervals, recordings, tombstones), its recordings' blobs,
-its invitees' index rows, its provider-meeting mapping, and its owner's expired idempotency records.
-The meeting row goes last, so a meeting half purged is found (and finished) by the next run; each kind
-stops after `limit` deletions and the next run continues, so an interrupted or repeated run is harmless.
+Deleting a meeting first makes its provider meeting INACTIVE, so no token issued for it works once
+nobody here can see, cancel or revoke anything in it; while the provider cannot be told, the meeting
+is kept whole and its entry stays due, for the next run to try again. Then it takes everything that
+hangs off it: its rows in the owner's partition (invites, participants, outbox, markers, sessions,
+intervals, recordings, tombstones), its recordings' blobs, its invitees' index rows, its provider-meeting
+mapping, and its owner's expired idempotency records. The meeting row goes last, so a meeting half
+purged is found (and finished) by the next run; each kind stops after `limit` deletions and the next
+run continues, so an interrupted or repeated run is harmless.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared import recordings, schema, times
+from shared import problems, recordings, schema, times
 from shared.model import Meeting
 
 if TYPE_CHECKING:
@@ -65,7 +68,8 @@ def delivery_entry(received_at: datetime, key: str, retention_days: int) -> dict
 
 def purge(ctx: Context, limit: int = LIMIT) -> dict[str, int]:
     now = ctx.clock()
-    counts = {"deliveries": 0, "meetings": 0, "recordings": 0, "rescheduled": 0}
+    counts = {"deliveries": 0, "meetings": 0, "recordings": 0, "rescheduled": 0, "deferred": 0}
+    unreachable: set[str] = set()  # providers that failed this run: their meetings wait for the next
     table = ctx.storage.table(schema.EXPIRING)
     entries = table.query_entities(
         "PartitionKey ge @low and PartitionKey le @today",
@@ -79,7 +83,10 @@ def purge(ctx: Context, limit: int = LIMIT) -> dict[str, int]:
             _delete_delivery(ctx, key.removeprefix(schema.expiring_delivery("")))
             counts["deliveries"] += 1
         elif key.startswith(schema.expiring_meeting("")):
-            outcome = _expire_meeting(ctx, entry["meetingId"], now)
+            outcome = _expire_meeting(ctx, entry["meetingId"], now, unreachable)
+            if outcome == "deferred":
+                counts["deferred"] += 1
+                continue  # its entry stays due: the next run tries again
             counts["meetings" if outcome == "deleted" else "rescheduled"] += outcome != "kept"
         elif key.startswith(schema.EXPIRING_RECORDING):
             outcome = recordings.expire(ctx, entry["meetingId"], entry["recordingId"], now)
@@ -100,8 +107,9 @@ def _delete_delivery(ctx: Context, key: str) -> None:
             table.delete_entity(schema.delivery_partition(key), row_key)
 
 
-def _expire_meeting(ctx: Context, meeting_id: str, now: datetime) -> str:
-    """deleted | rescheduled | kept (live again, or not a meeting any more)."""
+def _expire_meeting(ctx: Context, meeting_id: str, now: datetime, unreachable: set[str]) -> str:
+    """deleted | rescheduled | kept (live again, or not a meeting any more) | deferred (its provider could not
+    be told; `unreachable` collects the providers that failed this run)."""
     partition = schema.owner_partition(meeting_id)
     try:
         meeting = Meeting.from_row(
@@ -118,8 +126,28 @@ def _expire_meeting(ctx: Context, meeting_id: str, now: datetime) -> str:
         # the entry it came from (the very same key) is deleted once this returns. Tomorrow's run takes it.
         schedule_meeting(ctx, meeting, max(since, cutoff + timedelta(days=1)))
         return "rescheduled"
+    if not _deactivate(ctx, meeting, unreachable):
+        return "deferred"
     delete_meeting(ctx, meeting)
     return "deleted"
+
+
+def _deactivate(ctx: Context, meeting: Meeting, unreachable: set[str]) -> bool:
+    """Make the provider meeting INACTIVE (done already by a cancel, but an ended meeting is still ACTIVE);
+    False when the provider cannot be told now. After one failure, the run asks that provider no more."""
+    if meeting.provider in unreachable:
+        return False
+    try:
+        ctx.provider(meeting.provider).set_meeting_status(meeting.provider_meeting_id, "INACTIVE")
+    except problems.Problem as failure:
+        unreachable.add(meeting.provider)
+        log.warning(
+            json.dumps(
+                {"operation": "retention.purge", "meetingId": meeting.id, "status": "deferred", "problem": failure.slug}
+            )
+        )
+        return False
+    return True
 
 
 def _retained_since(meeting: Meeting) -> datetime | None:

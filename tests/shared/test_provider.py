@@ -265,6 +265,13 @@ def test_unknown_preset_is_a_rejection_that_names_the_preset_problem(client):
 def test_an_unknown_meeting_is_a_rejection(client):
     with pytest.raises(ProviderRejected, match=r"HTTP 404"):
         client.get_meeting("7f951e37-492b-45dd-8256-7f1660341c17")
+    with pytest.raises(ProviderRejected, match=r"HTTP 404"):
+        client.set_meeting_status("7f951e37-492b-45dd-8256-7f1660341c17", "ACTIVE")
+
+
+def test_deactivating_a_meeting_the_provider_no_longer_has_is_done(client):
+    unknown = "7f951e37-492b-45dd-8256-7f1660341c17"
+    assert client.set_meeting_status(unknown, "INACTIVE") == ProviderMeeting(unknown, "INACTIVE")
 
 
 # Retries and failures
