@@ -1,14 +1,16 @@
 """Joining a meeting: who may join when, and exactly one provider participant per user.
 
 The caller's provider participant is a row in the meeting's partition (RowKey `m|{meeting}|p|{user id}`).
-The first join claims it with a conditional insert, batched with the invite's binding, so concurrent joins
-on any number of instances create one provider participant; the others wait for the claim to finish and
-reuse its fresh token. A claim taken over (its holder died) first looks the participant up at the
-provider, so a holder that died after the provider added it leaves no second participant.
+The first join claims it with a conditional insert, so concurrent joins on any number of instances create
+one provider participant; the others wait for the claim to finish and reuse its fresh token. An add that
+may have reached the provider without our knowing (a timeout, a 5xx, a broken connection) leaves the claim
+`uncertain`, as does a claim taken over (its holder died): the next join first looks the participant up at
+the provider and adopts it, so there is never a second participant for one user.
 
-The final write is guarded by the claim's ETag: a revocation, decline or role change that committed while
-this join was adding the participant touches the row, and the join then checks the caller's right again
-and makes the provider match before answering.
+The final write stores the participant and binds the invite (its first join with it) in one batch, so a
+join that fails binds nothing. It is guarded by the claim's ETag: a revocation, decline or role change
+that committed while this join was adding the participant touches the row, and the join then checks the
+caller's right again and makes the provider match before answering.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from shared.auth import Caller, public_id
 from shared.context import Context
 from shared.meetings import Visible
 from shared.model import Invite, Meeting, Participant
-from shared.provider import ParticipantGone, ProviderParticipant
+from shared.provider import ParticipantGone, ProviderClient
 from shared.storage import Batch, Stale
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ def join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
     try:
         return _join(ctx, caller, meeting_id)
     except _Changed:
-        # Someone changed the caller's right while this join added their participant. The follow-up makes
+        # Someone changed the caller's right while this join added their participant. The follow-up made
         # the provider match our tables (adopting the participant with their current preset, or removing
         # it); then the join runs again, and answers from what our tables say now (or 404, 409).
         return _join(ctx, caller, meeting_id)
@@ -113,14 +115,11 @@ def _rejoin(ctx: Context, caller: Caller, visible: Visible, participant: Partici
         return _join_body(meeting, participant.participant_id, participant.token, visible.role, preset)
     provider = ctx.provider(meeting.provider)
     try:
-        if participant.preset != preset:
-            # The role changed since the provider last heard (a demotion, a declined host invited again as
-            # participant): the preset follows now, and its answer carries a token for the new preset.
-            token = provider.set_participant_preset(
-                meeting.provider_meeting_id, participant.participant_id, preset
-            ).token
-        else:
-            token = provider.refresh_token(meeting.provider_meeting_id, participant.participant_id)
+        # The role may have changed since the provider last heard (a demotion, a declined host invited again
+        # as participant): then the preset follows now.
+        token = _fresh_token(
+            provider, meeting.provider_meeting_id, participant.participant_id, participant.preset, preset
+        )
     except ParticipantGone:
         # Deleted at the provider behind our back: add it again under a new claim.
         return _claim_and_add(ctx, caller, visible, preset, now, takeover=participant)
@@ -168,16 +167,10 @@ def _claim(ctx: Context, caller: Caller, visible: Visible, preset: str, now: dat
         batch.update(claim.row(), takeover.etag)
     else:
         batch.create(claim.row())
-    # The first join binds the invite to this identity: from now on only it can use the invite.
-    bound = _bound(visible, caller, now)
-    if bound is not None:
-        batch.update(bound.row(), visible.invite.etag)
     try:
         results = batch.commit()
     except Stale:
         return _wait_for_claim(ctx, caller, visible, preset)
-    if bound is not None:
-        _index_binding(ctx, bound, meeting)
     return claim.replace(etag=results[0]["etag"])
 
 
@@ -217,26 +210,18 @@ def _wait_for_claim(ctx: Context, caller: Caller, visible: Visible, preset: str)
 def _add(ctx: Context, caller: Caller, visible: Visible, claim: Participant, preset: str, now: datetime):
     meeting = visible.meeting
     provider = ctx.provider(meeting.provider)
-    pmid = meeting.provider_meeting_id
     try:
-        found = provider.find_participant(pmid, claim.custom_participant_id) if claim.uncertain else None
-        if found is not None:
-            participant_id = found.id
-            if found.preset_name != preset:
-                token = provider.set_participant_preset(pmid, participant_id, preset).token
-            else:
-                token = provider.refresh_token(pmid, participant_id)
+        participant_id, token = _provide(provider, meeting.provider_meeting_id, claim, caller, preset)
+    except problems.ProviderRejected:
+        if claim.uncertain:
+            _mark_uncertain(ctx, claim)  # whatever an earlier add left is still unknown
         else:
-            added: ProviderParticipant = provider.add_participant(
-                pmid, custom_participant_id=claim.custom_participant_id, name=caller.name or None, preset_name=preset
-            )
-            participant_id, token = added.id, added.token
-    except problems.ProviderTimeout:
-        # It may have been added after all: the next join looks it up before adding again.
-        _mark_uncertain(ctx, claim)
+            _release(ctx, claim)  # refused: the provider added nobody
         raise
     except problems.Problem:
-        _release(ctx, claim)
+        # A timeout, a 5xx (processed halfway, perhaps), a connection broken after sending: it may have been
+        # added after all. The next join looks it up and adopts it instead of adding a second one.
+        _mark_uncertain(ctx, claim)
         raise
     try:
         _remember(ctx, caller, visible, claim, participant_id, token, preset, now)
@@ -245,6 +230,32 @@ def _add(ctx: Context, caller: Caller, visible: Visible, claim: Participant, pre
         _mark_uncertain(ctx, claim)
         raise
     return _join_body(meeting, participant_id, token, visible.role, preset)
+
+
+def _provide(provider: ProviderClient, pmid: str, claim: Participant, caller: Caller, preset: str) -> tuple[str, str]:
+    """The caller's participant id and a fresh token: the participant an earlier add may have left when the
+    claim is uncertain, else a new one."""
+    if claim.uncertain:
+        found = provider.find_participant(pmid, claim.custom_participant_id)
+        if found is not None:
+            try:
+                return found.id, _fresh_token(provider, pmid, found.id, found.preset_name, preset)
+            except ParticipantGone:
+                pass  # deleted since it was listed: add it anew
+    added = provider.add_participant(
+        pmid, custom_participant_id=claim.custom_participant_id, name=caller.name or None, preset_name=preset
+    )
+    return added.id, added.token
+
+
+def _fresh_token(provider: ProviderClient, pmid: str, participant_id: str, current: str, preset: str) -> str:
+    """A new token for the participant, with `preset` set first when it has `current`, another one."""
+    if current != preset:
+        changed = provider.set_participant_preset(pmid, participant_id, preset)
+        if changed is not None:
+            return changed.token  # a token for the new preset
+        # Cloudflare's schema lets the answer leave the participant out: the preset changed all the same.
+    return provider.refresh_token(pmid, participant_id)
 
 
 def _remember(
@@ -257,7 +268,8 @@ def _remember(
     preset: str,
     now: datetime,
 ) -> None:
-    """Store the participant and its fresh token, if the row is as we left it; else `_Changed`."""
+    """Store the participant and its fresh token, binding the caller's invite on its first join, if the row
+    is as we left it; else `_Changed`."""
     stored = row.replace(
         participant_id=participant_id,
         token=token,
@@ -270,18 +282,33 @@ def _remember(
     )
     batch = ctx.storage.batch(schema.MEETINGS, row.partition)
     batch.update(stored.row(), row.etag, merge=True)
-    bound = _bound(visible, caller, now) if row.participant_id else None  # a guest's later invite, say
+    # The first join binds the invite to this identity (from now on only it can use the invite), in the same
+    # batch as the participant: a join that fails before this binds nothing.
+    bound = _bound(visible, caller, now)
     if bound is not None:
         batch.update(bound.row(), visible.invite.etag)
     try:
         batch.commit()
-        if bound is not None:
-            _index_binding(ctx, bound, visible.meeting)
     except Stale:
         # Keep what the provider said, without a token to share, for the follow-up to adopt or remove.
         unsure = stored.replace(token="", token_at=None, uncertain=True)
         _follow_up(ctx, visible.meeting, users=[caller.id], before=lambda batch: batch.upsert(unsure.row(), merge=True))
         raise _Changed from None
+    except AzureError:
+        if not _stored(ctx, stored):
+            raise
+        # Only the answer was lost: the write (and any binding) committed, so the join succeeded.
+    if bound is not None:
+        _index_binding(ctx, bound, visible.meeting)
+
+
+def _stored(ctx: Context, stored: Participant) -> bool:
+    """Whether a write whose answer failed committed after all (its token is unique to it)."""
+    try:
+        row = ctx.storage.table(schema.MEETINGS).get_entity(stored.partition, stored.key)
+    except AzureError:
+        return False
+    return row.get("token") == stored.token
 
 
 def _follow_up(ctx: Context, meeting: Meeting, before: Any = None, **marks: Any) -> None:

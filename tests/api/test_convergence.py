@@ -7,6 +7,7 @@ the pending sweep; the tests make the pending entries due and run the sweep inst
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 import uuid
 
@@ -138,10 +139,37 @@ def test_a_join_whose_final_write_fails_leaves_one_participant_after_the_next_jo
         app.storage.tables.clear_faults()
     assert failed.status_code == 503
     assert len(participants(app, meeting)) == 1
+    # The invite's binding is in that write too: a join answered 503 binds nothing.
+    [invite_row] = owner.call("GET", f"/meetings/{meeting['id']}/invites").json()["items"]
+    assert (invite_row["status"], invite_row["acceptedAt"]) == ("pending", None)
     joined = guest.call("POST", f"/meetings/{meeting['id']}/join")
     assert joined.status_code == 200, joined.text
     assert len(participants(app, meeting)) == 1
     assert app.provider.token_check(joined.json()["authToken"])["valid"]
+    [invite_row] = owner.call("GET", f"/meetings/{meeting['id']}/invites").json()["items"]
+    assert invite_row["status"] == "accepted"
+
+
+def test_two_identities_at_one_address_joining_at_once_bind_one_and_leave_one_participant(dyte_app):
+    app = dyte_app
+    owner, guest = app.user("owner"), app.user("guest")
+    meeting = owner.create(invitees=[{"email": guest.email, "role": "participant"}])
+    impostor = app.token(guest.email, oid=str(uuid.uuid4()))
+    path = f"/meetings/{meeting['id']}/join"
+    # Both are adding their participant when the first binds the invite; the second finds it bound.
+    app.provider.add_fault(
+        method="POST", path=f"/meetings/{meeting['providerMeetingId']}/participants$", delay=1.0, apply=True, times=2
+    )
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        joining = [pool.submit(guest.call, "POST", path), pool.submit(app.call, "POST", path, impostor)]
+        answers = [future.result() for future in joining]
+    assert sorted(answer.status_code for answer in answers) == [200, 404], [answer.text for answer in answers]
+    converge(app)
+    [winner] = [answer.json() for answer in answers if answer.status_code == 200]
+    assert [p["id"] for p in participants(app, meeting)] == [winner["participantId"]]
+    assert app.provider.token_check(winner["authToken"])["valid"]
+    [invite_row] = owner.call("GET", f"/meetings/{meeting['id']}/invites").json()["items"]
+    assert invite_row["status"] == "accepted"
 
 
 def test_after_binding_another_identity_at_the_same_address_does_not_list_the_meeting(app):

@@ -48,7 +48,7 @@ def test_first_join_adds_one_participant_within_budget(app):
     assert response.status_code == 200, response.text
     assert response.headers["Cache-Control"] == "no-store"
     joined = response.json()
-    # The read, the claim (with the binding), the participant; and because this join binds the invite (once in
+    # The read, the claim, the participant (with the binding); and because this join binds the invite (once in
     # its life): the meeting in the user's participations (account closing finds it by identity) and the
     # binding in the invitee index (no other identity at this address lists it any more).
     assert counts.storage() <= 5

@@ -15,14 +15,6 @@ from tests.api.test_meetings import provider_meeting
 from tests.hostile.tools import deliver, domain_context, poll
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="A first join treats only a provider timeout as 'maybe added': when add-participant answers 5xx after "
-    "adding (the client itself notes a 5xx may be processed halfway) the claim is released as if nothing "
-    "happened, so the next join adds a second participant for the same user, or, where the provider refuses a "
-    "duplicate custom_participant_id, fails with 502 on every join from then on.",
-)
 @pytest.mark.parametrize("duplicates_refused", [False, True], ids=["provider-allows-duplicates", "provider-refuses"])
 def test_a_first_join_whose_add_answered_5xx_after_adding_leaves_one_participant(dyte_app, duplicates_refused):
     app = dyte_app

@@ -89,3 +89,63 @@ def test_a_participant_deleted_at_the_provider_is_added_again(ctx, provider):
         meeting.provider_meeting_id, joins.custom_participant_id(ctx, meeting_id, guest)
     )
     assert found is not None and found.id == again["participantId"]
+
+
+def provider_participants(ctx, meeting_id, who) -> list:
+    meeting = meetings.load(ctx, who, meeting_id).meeting
+    custom = joins.custom_participant_id(ctx, meeting_id, who)
+    return [
+        p for p in ctx.providers["dyte"].participants(meeting.provider_meeting_id) if p.custom_participant_id == custom
+    ]
+
+
+def test_an_add_answered_5xx_whose_uncertain_mark_fails_is_adopted_once_the_claim_lapses(ctx, provider, storage):
+    meeting_id, _, guest, _ = scheduled(ctx, "2031-06-01T08:00:00Z")
+    provider.add_fault(method="POST", path="/participants$", status=500, apply=True, times=1)
+    for method in ("PUT", "PATCH", "MERGE"):
+        storage.tables.fail(method, r'"uncertain": ?true', status=503, times=1)
+    try:
+        with pytest.raises(problems.ProviderUnavailable):
+            joins.join(ctx, guest, meeting_id)
+    finally:
+        storage.tables.clear_faults()
+    [added] = provider_participants(ctx, meeting_id, guest)  # the 500 came after the provider added it
+    ctx.clock.now += joins.CLAIM_LEASE + timedelta(seconds=1)  # the lease of a claim nobody marked lapses
+    before = len(provider.request_log())
+    joined = joins.join(ctx, guest, meeting_id)
+    assert joined["participantId"] == added.id
+    assert [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in provider.request_log()[before:]] == [
+        ("GET", "participants"),
+        ("POST", "token"),
+    ]
+    assert provider_participants(ctx, meeting_id, guest) == [added]
+    assert provider.token_check(joined["authToken"])["valid"]
+
+
+def test_a_lookup_that_fails_keeps_the_claim_uncertain(ctx, provider):
+    ctx.providers["dyte"] = ctx.providers["dyte"].once()  # no retries: each fault below is one failed request
+    meeting_id, _, guest, _ = scheduled(ctx, "2031-06-01T08:00:00Z")
+    provider.add_fault(method="POST", path="/participants$", status=502, apply=True, times=1)
+    with pytest.raises(problems.ProviderUnavailable):
+        joins.join(ctx, guest, meeting_id)
+    provider.add_fault(method="GET", path="/participants$", status=503, times=1)
+    with pytest.raises(problems.ProviderUnavailable):
+        joins.join(ctx, guest, meeting_id)  # the lookup failed: what the first add left is still unknown
+    [added] = provider_participants(ctx, meeting_id, guest)
+    joined = joins.join(ctx, guest, meeting_id)
+    assert joined["participantId"] == added.id
+    assert provider_participants(ctx, meeting_id, guest) == [added]
+
+
+def test_an_add_the_provider_refused_releases_the_claim(ctx, provider):
+    meeting_id, _, guest, _ = scheduled(ctx, "2031-06-01T08:00:00Z")
+    provider.add_fault(method="POST", path="/participants$", status=422, times=1)
+    with pytest.raises(problems.ProviderRejected):
+        joins.join(ctx, guest, meeting_id)
+    assert meetings.load(ctx, guest, meeting_id).participant is None  # refused: nothing to look up
+    before = len(provider.request_log())
+    joined = joins.join(ctx, guest, meeting_id)
+    assert [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in provider.request_log()[before:]] == [
+        ("POST", "participants")
+    ]
+    assert [p.id for p in provider_participants(ctx, meeting_id, guest)] == [joined["participantId"]]
