@@ -8,9 +8,10 @@ may have reached the provider without our knowing (a timeout, a 5xx, a broken co
 the provider and adopts it, so there is never a second participant for one user.
 
 The final write stores the participant and binds the invite (its first join with it) in one batch, so a
-join that fails binds nothing. It is guarded by the claim's ETag: a revocation, decline or role change
-that committed while this join was adding the participant touches the row, and the join then checks the
-caller's right again and makes the provider match before answering.
+join that fails binds nothing. It is guarded by the claim's ETag: a revocation, decline, role change or
+account closing that committed while this join was adding the participant touches the row, and the join
+then checks the caller's right again (the closed-account gate too) and makes the provider match before
+answering.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ def join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
     except _Changed:
         # Someone changed the caller's right while this join added their participant. The follow-up made
         # the provider match our tables (adopting the participant with their current preset, or removing
-        # it); then the join runs again, and answers from what our tables say now (or 404, 409).
+        # it); then the join runs again, and answers from what our tables say now (or 403, 404, 409). The
+        # change may have been the caller's own account closing, which the gate passed before it committed.
+        if ctx.closed is not None:
+            ctx.closed.check(caller.id)
         return _join(ctx, caller, meeting_id)
 
 
@@ -269,7 +273,7 @@ def _remember(
     now: datetime,
 ) -> None:
     """Store the participant and its fresh token, binding the caller's invite on its first join, if the row
-    is as we left it; else `_Changed`."""
+    is as we left it; else `_Changed`. A closed account is refused (403) and the participant removed."""
     stored = row.replace(
         participant_id=participant_id,
         token=token,
@@ -290,6 +294,9 @@ def _remember(
     try:
         batch.commit()
     except Stale:
+        # The change may be the caller's account closing, committed after the gate let this request in: the
+        # gate learns of it now, so that the follow-up removes the participant and the retry refuses.
+        _refresh_gate(ctx)
         # Keep what the provider said, without a token to share, for the follow-up to adopt or remove.
         unsure = stored.replace(token="", token_at=None, uncertain=True)
         _follow_up(ctx, visible.meeting, users=[caller.id], before=lambda batch: batch.upsert(unsure.row(), merge=True))
@@ -300,6 +307,11 @@ def _remember(
         # Only the answer was lost: the write (and any binding) committed, so the join succeeded.
     if bound is not None:
         _index_binding(ctx, bound, visible.meeting)
+    if _closed_since(ctx, caller):
+        # Closed while this join added them, and perhaps after the closing looked for their participants:
+        # the provider must not keep them.
+        _follow_up(ctx, visible.meeting, users=[caller.id])
+        raise problems.Forbidden("This account was closed.")
 
 
 def _stored(ctx: Context, stored: Participant) -> bool:
@@ -309,6 +321,25 @@ def _stored(ctx: Context, stored: Participant) -> bool:
     except AzureError:
         return False
     return row.get("token") == stored.token
+
+
+def _closed_since(ctx: Context, caller: Caller) -> bool:
+    """Whether the gate, which let this request in, knows of the caller's account closing by now."""
+    if ctx.closed is None:
+        return False
+    try:
+        return ctx.closed.is_closed(caller.id)
+    except problems.Unavailable:
+        return False  # the gate could not refresh: our change committed, and a closing finds it
+
+
+def _refresh_gate(ctx: Context) -> None:
+    if ctx.closed is None:
+        return
+    try:
+        ctx.closed.refresh()
+    except AzureError as error:  # the gate's own freshness rule still holds; the follow-up retries on failure
+        log.warning("join: could not refresh the closed-account gate: %s", type(error).__name__)
 
 
 def _follow_up(ctx: Context, meeting: Meeting, before: Any = None, **marks: Any) -> None:

@@ -11,6 +11,7 @@ import concurrent.futures
 import time
 import uuid
 
+import pytest
 import requests
 from azure.data.tables import TableServiceClient, UpdateMode
 
@@ -250,6 +251,46 @@ def test_closing_answers_204_and_finishes_when_its_queue_put_fails(dyte_app):
     converge(app)
     assert guest.call("GET", f"/meetings/{meeting['id']}").json()["status"] == "cancelled"
     assert guest.call("GET", f"/meetings/{meeting['id']}").json()["owner"]["name"] == ""
+
+
+def claimed(app, meeting, user_id) -> bool:
+    key = schema.participant_key(meeting["id"], user_id)
+    rows = table(app, schema.MEETINGS).query_entities(
+        "PartitionKey eq @pk and RowKey eq @key", parameters={"pk": schema.owner_partition(meeting["id"]), "key": key}
+    )
+    return bool(list(rows))
+
+
+@pytest.mark.parametrize("refusal_fails", [False, True], ids=["removed-by-the-join", "removed-by-the-closing"])
+def test_a_first_join_that_outlasts_its_callers_closing_leaves_no_participant(dyte_app, refusal_fails):
+    app = dyte_app
+    owner, guest = app.user("owner"), app.user("guest")
+    meeting = owner.create(invitees=[{"email": guest.email, "role": "participant"}])
+    me = guest.call("GET", "/me").json()
+    # The provider takes 4 s to add the participant; meanwhile the account closes, and its clean-up is not
+    # queued yet (its put fails), so nothing touches the join's claim: the join itself must notice.
+    app.provider.add_fault(
+        method="POST", path=f"/meetings/{meeting['providerMeetingId']}/participants$", delay=4.0, apply=True, times=1
+    )
+    app.storage.queues.fail("POST", rf"/{app.prefix}{schema.JOBS_QUEUE}/messages", status=503, times=10)
+    if refusal_fails:
+        app.storage.tables.fail("POST", r"\|f\|p\|", status=503, times=10)  # the join's follow-up as it refuses
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            joining = pool.submit(guest.call, "POST", f"/meetings/{meeting['id']}/join")
+            eventually(lambda: claimed(app, meeting, me["id"]), what="the join's claim")
+            assert guest.call("DELETE", "/me").status_code == 204
+            joined = joining.result()
+    finally:
+        app.storage.queues.clear_faults()
+        app.storage.tables.clear_faults()
+    if refusal_fails:
+        assert joined.status_code == 503, joined.text
+    else:
+        problem(joined, 403, "forbidden")
+        assert participants(app, meeting) == []  # at once: the join removed what it had added
+    converge(app)
+    assert participants(app, meeting) == []
 
 
 def test_closing_erases_declined_and_revoked_invites_and_removes_their_participants(dyte_app):

@@ -99,13 +99,6 @@ def test_closing_erases_an_invite_bound_to_the_account_whatever_the_closing_toke
     assert leftovers(app, personal) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="A join checks the closed-account gate only when the request starts: when the closing's reconciliation "
-    "lands while the first join adds the participant, the join retries as the same (closed) caller and "
-    "answers 200 with a working provider token that nothing removes afterwards.",
-)
 def test_a_closing_during_a_guests_first_join_leaves_no_working_token(dyte_app):
     app = dyte_app
     owner, guest = app.user("owner"), app.user("guest")
