@@ -12,7 +12,9 @@ request can afford it) and otherwise from the `jobs` queue; the sweep re-drives 
 - the provider: a cancelled meeting is INACTIVE and its live session ended; each participant to check is
   kept (with the preset of their current role, kicked if live when it changed), adopted (a participant
   the provider has and our row lost track of), or deleted (and kicked if live) when they may no longer
-  join: revoked, declined, demoted to nothing, a guest after access narrowed, a closed account;
+  join: revoked, declined, demoted to nothing, a guest after access narrowed, a closed account. Before
+  it changes any preset it writes a marker of the kicks that change owes (`k|`), so a kick that fails
+  is retried even though the preset is already right by then;
 - the invitee index: each invite's index row says what the invite and the meeting say (with the binding);
 - the mail outbox: new records are expanded into one message per recipient.
 
@@ -141,6 +143,7 @@ class Rows:
     markers: dict[str, str | None] = field(default_factory=dict)  # mark -> ETag
     invite_marks: set[str] = field(default_factory=set)  # invites the markers name
     user_marks: set[str] = field(default_factory=set)  # users the markers name
+    kick_marks: set[str] = field(default_factory=set)  # users still owed a kick after their preset changed
 
 
 def read(ctx: Context, meeting_id: str) -> Rows:
@@ -176,6 +179,8 @@ def read(ctx: Context, meeting_id: str) -> Rows:
                 rows.invite_marks |= ids
             elif mark.startswith(schema.PARTICIPANT_MARK):
                 rows.user_marks |= ids
+            elif mark.startswith(schema.KICK_MARK):
+                rows.kick_marks |= ids
         elif outbox.is_record(meeting_id, key) and row.get("mailState") == "new":
             rows.outbox.append(row)
     return rows
@@ -331,7 +336,7 @@ def standing(ctx: Context, meeting: Meeting, rows: Rows, participant: Participan
 
 def _to_check(meeting: Meeting, rows: Rows) -> list[Participant]:
     """The participants the markers concern."""
-    users = set(rows.user_marks)
+    users = rows.user_marks | rows.kick_marks
     for invite in rows.invite_marks:
         bound = rows.invites[invite].bound_to if invite in rows.invites else ""
         users.update(p.user_id for p in rows.participants.values() if invite in p.invite_ids or p.user_id == bound)
@@ -360,6 +365,7 @@ def _provider(ctx: Context, meeting: Meeting, rows: Rows, inline: bool, updates:
         return live[0]
 
     listing: list[ProviderParticipant] | None = None
+    standings: list[tuple[Participant, Role | None, list[ProviderParticipant]]] = []
     for participant in checks:
         role = standing(ctx, meeting, rows, participant)
         found: list[ProviderParticipant]
@@ -370,7 +376,40 @@ def _provider(ctx: Context, meeting: Meeting, rows: Rows, inline: bool, updates:
             if listing is None:
                 listing = client.participants(meeting.provider_meeting_id)
             found = [p for p in listing if p.custom_participant_id == participant.custom_participant_id]
-        _settle_participant(ctx, meeting, participant, role, found, client, is_live, updates)
+        standings.append((participant, role, found))
+    changing = [
+        participant.user_id
+        for participant, role, found in standings
+        if role is not None and found and _kept(participant, found).preset_name != _wanted(ctx, meeting, role)
+    ]
+    if changing:
+        _owe_kicks(ctx, meeting, rows, changing)
+    for participant, role, found in standings:
+        owed = participant.user_id in rows.kick_marks or participant.user_id in changing
+        _settle_participant(ctx, meeting, participant, role, found, client, is_live, owed, updates)
+
+
+def _owe_kicks(ctx: Context, meeting: Meeting, rows: Rows, users: list[str]) -> None:
+    """Mark the kicks these users' preset changes owe, before the first change: a kick that fails after its
+    preset changed would otherwise never happen (the next round finds the preset right), and the real
+    providers keep a live peer's old powers until it rejoins. Cleared with the other markers once done."""
+    name = schema.KICK_MARK + secrets.token_urlsafe(6)
+    entity = {
+        "PartitionKey": meeting.partition,
+        "RowKey": schema.marker_key(meeting.id, name),
+        "markedAt": times.stamp(ctx.clock()),
+        "ids": ",".join(users),
+    }
+    rows.markers[name] = ctx.storage.table(schema.MEETINGS).create_entity(entity).get("etag")
+
+
+def _kept(participant: Participant, found: list[ProviderParticipant]) -> ProviderParticipant:
+    """Of the provider's participants for this user, the one to keep: ours if listed, else the first."""
+    return next((p for p in found if p.id == participant.participant_id), found[0])
+
+
+def _wanted(ctx: Context, meeting: Meeting, role: Role) -> str:
+    return access.preset(ctx.settings, meeting.provider, role)
 
 
 def _settle_participant(
@@ -381,6 +420,7 @@ def _settle_participant(
     found: list[ProviderParticipant],
     client: ProviderClient,
     is_live: Any,
+    kick_owed: bool,
     updates: Updates,
 ) -> None:
     pmid = meeting.provider_meeting_id
@@ -396,18 +436,18 @@ def _settle_participant(
         return
     if not found:
         return  # nothing at the provider: their next join adds them with the right preset
-    keep = next((p for p in found if p.id == participant.participant_id), found[0])
+    keep = _kept(participant, found)
     for duplicate in found:
         if duplicate.id != keep.id:
             client.delete_participant(pmid, duplicate.id)  # one user, one provider participant
-    wanted = access.preset(ctx.settings, meeting.provider, role)
+    wanted = _wanted(ctx, meeting, role)
     patch: dict[str, Any] = {}
     if keep.preset_name != wanted:
         client.set_participant_preset(pmid, keep.id, wanted)
-        if is_live():
-            # The real providers keep a live peer's old powers until it rejoins: make it rejoin.
-            client.kick(pmid, custom_participant_ids=[participant.custom_participant_id])
         patch.update(preset=wanted, token="", tokenAt="")
+    if kick_owed and is_live():
+        # The real providers keep a live peer's old powers until it rejoins: make it rejoin.
+        client.kick(pmid, custom_participant_ids=[participant.custom_participant_id])
     if role.value != participant.role:
         patch["role"] = role.value
     if participant.uncertain and not in_flight:

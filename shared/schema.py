@@ -122,6 +122,8 @@ def delivered_key(meeting_id: str, invite_id: str) -> str:
 # Follow-up markers: what the provider and the derived rows still owe the meeting's rows (shared.followups).
 CANCELLED_MARK, ACCESS_MARK, FIELDS_MARK, MAIL_MARK = "c", "a", "x", "o"
 INVITE_MARK, PARTICIPANT_MARK = "i|", "p|"
+# Written by the follow-up itself before it changes live participants' presets: the kicks it still owes them.
+KICK_MARK = "k|"
 
 
 def marker_key(meeting_id: str, mark: str) -> str:

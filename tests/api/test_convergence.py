@@ -19,7 +19,7 @@ from dev.provider import webhooks
 from shared import schema, times
 from shared.schema import invite_id
 from tests.api.conftest import problem
-from tests.api.test_joins import participants
+from tests.api.test_joins import client, participants
 from tests.api.test_meetings import provider_meeting
 from tests.api.test_recordings import copied, record
 from tests.api.test_webhooks import at, deliver, eventually, status_of
@@ -111,6 +111,32 @@ def test_a_demotion_reaches_the_provider_even_when_the_provider_refuses_it_first
     converge(app)
     [participant] = participants(app, meeting)
     assert participant["preset_name"] == preset(app, "participant")
+
+
+def test_a_demotion_of_a_live_host_changes_no_preset_before_it_can_owe_the_kick(dyte_app):
+    app = dyte_app
+    owner, host = app.user("owner"), app.user("host")
+    meeting = owner.create(invitees=[{"email": host.email, "role": "host"}])
+    pmid = meeting["providerMeetingId"]
+    joined = host.call("POST", f"/meetings/{meeting['id']}/join").json()
+    app.provider.set_switches(preset_change_drops_peer=False)  # a provider that applies presets on rejoin
+    try:
+        app.provider.start_session("dyte", pmid, participant_ids=(joined["participantId"],))
+        # The follow-up's marker of the kick it will owe cannot be written: it must change nothing yet.
+        app.storage.tables.fail("POST", r"\|f\|k\|", status=503, times=3)
+        try:
+            assert invite(owner, meeting, (host.email, "participant")).status_code == 201
+        finally:
+            app.storage.tables.clear_faults()
+        [participant] = participants(app, meeting)
+        assert participant["preset_name"] == preset(app, "host")
+        assert client(app, "dyte").active_session(pmid) is not None
+        converge(app)
+    finally:
+        app.provider.set_switches(preset_change_drops_peer=True)
+    [participant] = participants(app, meeting)
+    assert participant["preset_name"] == preset(app, "participant")
+    assert client(app, "dyte").active_session(pmid) is None  # the only peer, kicked, ended the session
 
 
 def test_a_demoted_host_who_rejoins_before_the_follow_up_gets_the_participant_preset(app):

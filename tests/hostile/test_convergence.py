@@ -36,13 +36,6 @@ def test_a_first_join_whose_add_answered_5xx_after_adding_leaves_one_participant
     assert app.provider.token_check(again.json()["authToken"])["valid"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="A demotion kicks the live peer only in the same run that changes the preset: when the kick fails, the "
-    "retry finds the preset already right and never kicks, so with a provider that applies a preset on rejoin "
-    "(the reconciler's own premise) the demoted host stays in the live session with host powers.",
-)
 def test_a_demoted_live_host_is_kicked_even_when_the_first_kick_fails(dyte_app):
     app = dyte_app
     owner, host = app.user("owner"), app.user("host")
