@@ -16,6 +16,8 @@ not (an entry in the pending index keeps it alive through crashes and lost messa
   delivery nameless, their attendance keeps its times under an anonymous id, and the raw deliveries lose
   their display name.
 
+A closing answered 503 committed no tombstone: the job its pending entry brings back changes nothing.
+
 Every step finds only what is left to do, so the job can stop at its time budget and continue in a fresh
 message, and running it again is harmless.
 """
@@ -58,7 +60,8 @@ def close(ctx: Context, caller: Caller) -> None:
         "inviteIds": meetings.candidate_invite_ids(caller),
     }
     key = schema.pending_close(caller.id)
-    # The pending entry first: once the tombstone commits, the clean-up can no longer be lost.
+    # The pending entry first: once the tombstone commits, the clean-up can no longer be lost. If the
+    # tombstone never commits (a 503), the job that entry brings back finds it missing and changes nothing.
     pending.announce(ctx, key, schema.JOBS_QUEUE, jobs.message(jobs.Kind.CLOSE_ACCOUNT, payload))
     committed = gate.close(caller.id)
     try:
@@ -79,6 +82,8 @@ def close_job(ctx: Context, payload: dict[str, Any]) -> None:
     key = schema.pending_close(closed.id)
     deadline = time.monotonic() + JOB_TIME_BUDGET
     try:
+        if not _committed(ctx, closed, key):
+            return
         for step in (_owned_meetings, _idempotency_records, _invites, _participations):
             if not step(ctx, closed, payload, deadline):
                 jobs.enqueue(ctx, jobs.Kind.CLOSE_ACCOUNT, payload)  # over budget: continue in a fresh message
@@ -93,6 +98,21 @@ def close_job(ctx: Context, payload: dict[str, Any]) -> None:
         return
     pending.complete(ctx, key)
     log.info(json.dumps({"operation": "accounts.closed", "callerId": closed.id}))
+
+
+def _committed(ctx: Context, closed: Caller, key: str) -> bool:
+    """Whether the closing committed its tombstone. Its pending entry is written first, so a closing answered
+    503 (the tombstone's insert failed) leaves an entry that brings this job back: it must change nothing.
+    The entry is dropped once its last announce is older than `pending.GRACE` (the storage client gives up
+    long before: no request can still be committing that tombstone) and only if unchanged since read (a
+    retried closing announced it again)."""
+    if ctx.closed.committed(closed.id):
+        return True
+    entry = pending.get(ctx, key)
+    if entry is not None and ctx.clock() - entry.created_at >= pending.GRACE:
+        pending.complete(ctx, key, entry.etag)
+    log.info(json.dumps({"operation": "accounts.close", "callerId": closed.id, "status": "not-closed"}))
+    return False
 
 
 def _owned_meetings(ctx: Context, closed: Caller, payload: dict[str, Any], deadline: float) -> bool:

@@ -56,7 +56,8 @@ export interface paths {
          *     are cancelled (provider meetings set INACTIVE, invitees told by email when mail is on), invites
          *     addressed to the caller's verified addresses are removed (provider participants deleted), and their
          *     name and email are erased or anonymized everywhere, raw webhook deliveries included; attendance keeps
-         *     its intervals under an anonymous id. Repeating it is 204.
+         *     its intervals under an anonymous id. Repeating it is 204. A 503 closed nothing, and nothing of the
+         *     account changes afterwards.
          */
         delete: operations["closeAccount"];
         options?: never;
