@@ -6,8 +6,8 @@ within a minute when storage and the provider answer, and retrying with backoff 
 not (an entry in the pending index keeps it alive through crashes and lost messages):
 
 - meetings they own: cancelled (the follow-up deactivates them at the provider and tells invitees), the
-  owner's name erased from them and their index rows, their recordings deleted from our storage; their
-  idempotency records deleted;
+  owner's name erased from them and their index rows, their recordings deleted from our storage, their
+  own attendance anonymized as below; their idempotency records deleted;
 - invites addressed to any of their verified addresses, whatever their status: deleted, with their
   index and mail rows;
 - every meeting of others they were added to the provider in (`Participations`: written by a binding or
@@ -142,6 +142,8 @@ def _owned_meetings(ctx: Context, closed: Caller, payload: dict[str, Any], deadl
 
         storage.retry(change)
         recordings.erase(ctx, entry["id"])
+        # Their own joins left their name in the attendance that hosts still read.
+        _erase_attendance(ctx, closed, entry["id"])
     return True
 
 
@@ -185,7 +187,7 @@ def _invites(ctx: Context, closed: Caller, payload: dict[str, Any], deadline: fl
                     with contextlib.suppress(ResourceNotFoundError):
                         table.delete_entity(partition, row_key)
                 _follow_up(ctx, meeting, closed)
-                _erase_attendance(ctx, closed, meeting)
+                _erase_attendance(ctx, closed, meeting.id)
             with contextlib.suppress(ResourceNotFoundError):
                 index.delete_entity(invite_id, entry["RowKey"])
     return True
@@ -206,7 +208,7 @@ def _participations(ctx: Context, closed: Caller, payload: dict[str, Any], deadl
             meeting = None
         if meeting is not None:
             _follow_up(ctx, meeting, closed)
-            _erase_attendance(ctx, closed, meeting)
+            _erase_attendance(ctx, closed, meeting.id)
         with contextlib.suppress(ResourceNotFoundError):
             table.delete_entity(closed.id, meeting_id)
     return True
@@ -219,27 +221,28 @@ def _follow_up(ctx: Context, meeting: Meeting, closed: Caller) -> None:
     batch.commit()
 
 
-def _erase_attendance(ctx: Context, closed: Caller, meeting: Meeting) -> None:
+def _erase_attendance(ctx: Context, closed: Caller, meeting_id: str) -> None:
     """A tombstone first (no later delivery can write the name again), then the intervals and raw bodies."""
-    custom = joins.custom_participant_id(ctx, meeting.id, closed)
+    custom = joins.custom_participant_id(ctx, meeting_id, closed)
     anonymous = anonymous_id(ctx, closed.id)
+    partition = schema.owner_partition(meeting_id)
     table = ctx.storage.table(schema.MEETINGS)
-    tombstone = schema.activity_key(meeting.id, schema.erased_key(custom))
-    table.upsert_entity({"PartitionKey": meeting.partition, "RowKey": tombstone, "userId": anonymous})
-    for row in _intervals_of(ctx, meeting, custom):
+    tombstone = schema.activity_key(meeting_id, schema.erased_key(custom))
+    table.upsert_entity({"PartitionKey": partition, "RowKey": tombstone, "userId": anonymous})
+    for row in _intervals_of(ctx, meeting_id, custom):
         table.update_entity(
-            {"PartitionKey": meeting.partition, "RowKey": row["RowKey"], "userId": anonymous, "name": ""},
+            {"PartitionKey": partition, "RowKey": row["RowKey"], "userId": anonymous, "name": ""},
             mode=UpdateMode.MERGE,
         )
-    deliveries.redact_participant(ctx, meeting.id, custom)
+    deliveries.redact_participant(ctx, meeting_id, custom)
 
 
-def _intervals_of(ctx: Context, meeting: Meeting, custom: str) -> Any:
+def _intervals_of(ctx: Context, meeting_id: str, custom: str) -> Any:
     """The join intervals of one provider participant in the meeting."""
-    low, high = schema.activity_range(meeting.id, schema.INTERVAL)
+    low, high = schema.activity_range(meeting_id, schema.INTERVAL)
     return ctx.storage.table(schema.MEETINGS).query_entities(
         "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and customParticipantId eq @custom",
-        parameters={"pk": meeting.partition, "low": low, "high": high, "custom": custom},
+        parameters={"pk": schema.owner_partition(meeting_id), "low": low, "high": high, "custom": custom},
     )
 
 
@@ -276,7 +279,7 @@ def export(ctx: Context, caller: Caller) -> dict[str, Any]:
             related.setdefault(entry["RowKey"], Meeting.from_row(row))
     attendance = []
     for meeting in related.values():
-        for row in _intervals_of(ctx, meeting, joins.custom_participant_id(ctx, meeting.id, caller)):
+        for row in _intervals_of(ctx, meeting.id, joins.custom_participant_id(ctx, meeting.id, caller)):
             attendance.append(
                 {
                     "meetingId": meeting.id,

@@ -106,13 +106,6 @@ def test_a_closing_answered_503_changes_nothing_after_a_failure_at_each_step_of_
     assert_still_open(*scene)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Closing erases the account's name from attendance only in meetings of others (Participations and "
-    "invites): the owner's own join intervals and raw deliveries in their own meetings keep their name, "
-    "and hosts still read it in the sessions list.",
-)
 def test_closing_erases_the_owners_name_from_attendance_in_their_own_meeting(dyte_app):
     app = dyte_app
     owner, host = app.user("owner"), app.user("host")

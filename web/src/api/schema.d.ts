@@ -55,9 +55,9 @@ export interface paths {
          *     then 403). Then, within a minute and through queued jobs that survive provider outages: owned meetings
          *     are cancelled (provider meetings set INACTIVE, invitees told by email when mail is on), invites
          *     addressed to the caller's verified addresses are removed (provider participants deleted), and their
-         *     name and email are erased or anonymized everywhere, raw webhook deliveries included; attendance keeps
-         *     its intervals under an anonymous id. Repeating it is 204. A 503 closed nothing, and nothing of the
-         *     account changes afterwards.
+         *     name and email are erased or anonymized everywhere, their own meetings' attendance and raw webhook
+         *     deliveries included; attendance keeps its intervals under an anonymous id. Repeating it is 204. A 503
+         *     closed nothing, and nothing of the account changes afterwards.
          */
         delete: operations["closeAccount"];
         options?: never;
