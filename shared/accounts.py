@@ -9,7 +9,9 @@ not (an entry in the pending index keeps it alive through crashes and lost messa
   owner's name erased from them and their index rows, their recordings deleted from our storage, their
   own attendance anonymized as below; their idempotency records deleted;
 - invites addressed to any of their verified addresses, whatever their status: deleted, with their
-  index and mail rows;
+  index and mail rows. The addresses are those of the closing token and those storage knows were theirs
+  whatever that token says (the invites bound to them, and the addresses of their last join, in every
+  meeting of `Participations`);
 - every meeting of others they were added to the provider in (`Participations`: written by a binding or
   a guest's first join) and every meeting of those invites: the follow-up removes their provider
   participant (a closed account keeps no place), a tombstone in the meeting's activity keeps any later
@@ -84,6 +86,8 @@ def close_job(ctx: Context, payload: dict[str, Any]) -> None:
     try:
         if not _committed(ctx, closed, key):
             return
+        # Carried on by the messages that continue or retry the job: found before any step deletes a source.
+        payload = {**payload, "inviteIds": _addresses(ctx, closed, payload)}
         for step in (_owned_meetings, _idempotency_records, _invites, _participations):
             if not step(ctx, closed, payload, deadline):
                 jobs.enqueue(ctx, jobs.Kind.CLOSE_ACCOUNT, payload)  # over budget: continue in a fresh message
@@ -161,6 +165,38 @@ def _idempotency_records(ctx: Context, closed: Caller, payload: dict[str, Any], 
         with contextlib.suppress(ResourceNotFoundError):
             table.delete_entity(closed.id, row["RowKey"])
     return True
+
+
+def _addresses(ctx: Context, closed: Caller, payload: dict[str, Any]) -> list[str]:
+    """The invite ids (address hashes) to erase: those of the closing token's addresses, and those storage
+    knows were theirs, whatever that token says: in each meeting of `Participations`, the invites bound to
+    them and the addresses their last join verified (their participant row). One query per meeting, over
+    its rows from the invites to their participant row."""
+    found = set(payload["inviteIds"])
+    table = ctx.storage.table(schema.MEETINGS)
+    for entry in ctx.storage.table(schema.PARTICIPATIONS).query_entities(
+        "PartitionKey eq @pk", parameters={"pk": closed.id}, select=["RowKey"]
+    ):
+        meeting_id = entry["RowKey"]
+        invites, _ = schema.invite_range(meeting_id)
+        participant = schema.participant_key(meeting_id, closed.id)
+        rows = table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey le @participant"
+            " and ( boundTo eq @user or RowKey eq @participant )",
+            parameters={
+                "pk": schema.owner_partition(meeting_id),
+                "low": invites,
+                "participant": participant,
+                "user": closed.id,
+            },
+            select=["RowKey", "inviteIds"],
+        )
+        for row in rows:
+            if row["RowKey"] == participant:
+                found.update(filter(None, (row.get("inviteIds") or "").split(",")))
+            else:
+                found.add(row["RowKey"].removeprefix(invites))
+    return sorted(found)
 
 
 def _invites(ctx: Context, closed: Caller, payload: dict[str, Any], deadline: float) -> bool:

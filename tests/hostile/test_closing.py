@@ -126,13 +126,6 @@ def test_closing_erases_the_owners_name_from_attendance_in_their_own_meeting(dyt
     assert leftovers(app, name) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Closing finds invites only by the addresses in the closing request's token: an invite bound to the "
-    "account at its verified `email` (xms_edov) stays, with the address, when the closing token lacks that "
-    "optional claim.",
-)
 def test_closing_erases_an_invite_bound_to_the_account_whatever_the_closing_token_says(dyte_app):
     app = dyte_app
     owner = app.user("owner")
