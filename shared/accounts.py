@@ -14,9 +14,10 @@ not (an entry in the pending index keeps it alive through crashes and lost messa
   meeting of `Participations`);
 - every meeting of others they were added to the provider in (`Participations`: written by a binding or
   a guest's first join) and every meeting of those invites: the follow-up removes their provider
-  participant (a closed account keeps no place), a tombstone in the meeting's activity keeps any later
-  delivery nameless, their attendance keeps its times under an anonymous id, and the raw deliveries lose
-  their display name.
+  participant (a closed account keeps no place), and their attendance is anonymized: a tombstone in the
+  meeting's activity keeps any later delivery nameless, the raw deliveries lose their display name (the
+  event's participant, and their entry in a recording's `participants` list), and their join intervals
+  keep their times under an anonymous id.
 
 A closing answered 503 committed no tombstone: the job its pending entry brings back changes nothing.
 
@@ -258,19 +259,23 @@ def _follow_up(ctx: Context, meeting: Meeting, closed: Caller) -> None:
 
 
 def _erase_attendance(ctx: Context, closed: Caller, meeting_id: str) -> None:
-    """A tombstone first (no later delivery can write the name again), then the intervals and raw bodies."""
+    """A tombstone first (no later delivery can write the name again), then the raw bodies, then the
+    intervals: the names they attended with are read from the intervals, so those go last (a run that
+    dies in between still finds them)."""
     custom = joins.custom_participant_id(ctx, meeting_id, closed)
     anonymous = anonymous_id(ctx, closed.id)
     partition = schema.owner_partition(meeting_id)
     table = ctx.storage.table(schema.MEETINGS)
     tombstone = schema.activity_key(meeting_id, schema.erased_key(custom))
     table.upsert_entity({"PartitionKey": partition, "RowKey": tombstone, "userId": anonymous})
-    for row in _intervals_of(ctx, meeting_id, custom):
+    intervals = list(_intervals_of(ctx, meeting_id, custom))
+    names = {row["name"] for row in intervals if row.get("name")}
+    deliveries.redact_participant(ctx, meeting_id, custom, names)
+    for row in intervals:
         table.update_entity(
             {"PartitionKey": partition, "RowKey": row["RowKey"], "userId": anonymous, "name": ""},
             mode=UpdateMode.MERGE,
         )
-    deliveries.redact_participant(ctx, meeting_id, custom)
 
 
 def _intervals_of(ctx: Context, meeting_id: str, custom: str) -> Any:
