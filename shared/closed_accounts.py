@@ -64,6 +64,12 @@ class ClosedAccounts:
         self._ensure_fresh()
         return user_id in self._closed
 
+    def committed(self, user_id: str) -> bool:
+        """Whether the account's tombstone is committed, by a read begun now: `is_closed` may answer from a
+        snapshot taken just before a commit the caller knows happened (a job queued after it)."""
+        self.refresh()
+        return user_id in self._closed
+
     def close(self, user_id: str) -> float:
         """Commit the tombstone; the commit's time on this instance's clock."""
         now = self._now()

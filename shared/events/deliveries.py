@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -283,8 +283,10 @@ def replay(ctx: Context, *, meeting_id: str | None = None, since: datetime | Non
     return count
 
 
-def redact_participant(ctx: Context, meeting_id: str, custom_participant_id: str) -> int:
-    """Remove a closed account's display name from the raw deliveries applied to the meeting.
+def redact_participant(ctx: Context, meeting_id: str, custom_participant_id: str, names: Collection[str]) -> int:
+    """Remove a closed account's display name from the raw deliveries applied to the meeting: the event's
+    participant when it is theirs, and in a recording's `participants` list every entry under one of
+    `names` (the names they attended with).
 
     A record keeps its key (the hash of the body as received), so the same body delivered again is
     still recognised as seen and never applied a second time. How many records were redacted.
@@ -296,22 +298,40 @@ def redact_participant(ctx: Context, meeting_id: str, custom_participant_id: str
             "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and meetingId eq @meeting",
             parameters={"pk": shard, "low": RECORD, "high": schema.after(RECORD), "meeting": meeting_id},
         )
-        redacted += sum(redact_record(ctx, row, custom_participant_id) for row in rows)
+        redacted += sum(redact_record(ctx, row, custom_participant_id, names) for row in rows)
     return redacted
 
 
-def redact_record(ctx: Context, row: Mapping[str, Any], custom_participant_id: str) -> bool:
-    """Remove the participant's display name from one recorded body; whether there was one."""
+def redact_record(
+    ctx: Context, row: Mapping[str, Any], custom_participant_id: str, names: Collection[str] = ()
+) -> bool:
+    """Remove the closed account's display name from one recorded body (as `redact_participant` says);
+    whether there was one."""
     try:
         document = json.loads(row.get("body") or b"")
     except ValueError:
         return False
-    participant = document.get("participant") if isinstance(document, dict) else None
-    if not isinstance(participant, dict) or not participant.get("userDisplayName"):
+    if not isinstance(document, dict):
         return False
-    if custom_participant_id not in (participant.get("customParticipantId"), participant.get("clientSpecificId")):
+    found = False
+    participant = document.get("participant")
+    if (
+        isinstance(participant, dict)
+        and participant.get("userDisplayName")
+        and custom_participant_id in (participant.get("customParticipantId"), participant.get("clientSpecificId"))
+    ):
+        participant["userDisplayName"] = ""
+        found = True
+    listed = document.get("participants")
+    # Dyte's 2022 recording payload lists everyone by provider id, name and an address made of the name
+    # (its sample: `test-user@<organization>.dyte.in`), with no custom participant id: the names they
+    # attended with are what tell their entry.
+    for entry in listed if isinstance(listed, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"] in names:
+            entry["name"], entry["email"] = "", ""
+            found = True
+    if not found:
         return False
-    participant["userDisplayName"] = ""
     body = json.dumps(document, separators=(",", ":")).encode()
     ctx.storage.table(schema.DELIVERIES).update_entity(
         {**_keys(row), "body": body, "redacted": True}, mode=UpdateMode.MERGE

@@ -50,6 +50,15 @@ def test_close_refuses_on_every_instance_once_it_returns(instances):
         first.check("alice")
 
 
+def test_committed_reads_storage_where_a_fresh_snapshot_predates_the_close(instances):
+    (gate, _), (other, _) = instances(), instances()
+    other.check("erin")  # a fresh snapshot, from before the close
+    gate.close("erin")
+    assert not other.is_closed("erin")  # still young enough to answer from
+    assert other.committed("erin")
+    assert not other.committed("frank")
+
+
 def test_a_fresh_snapshot_costs_no_request(instances, storage):
     gate, clock = instances()
     gate.check("carol")

@@ -54,9 +54,11 @@ export interface paths {
          * @description Answers 204 once this backend's own state refuses the caller everywhere (every request of theirs is
          *     then 403). Then, within a minute and through queued jobs that survive provider outages: owned meetings
          *     are cancelled (provider meetings set INACTIVE, invitees told by email when mail is on), invites
-         *     addressed to the caller's verified addresses are removed (provider participants deleted), and their
-         *     name and email are erased or anonymized everywhere, raw webhook deliveries included; attendance keeps
-         *     its intervals under an anonymous id. Repeating it is 204.
+         *     addressed to the caller's verified addresses (this request's, and those their earlier joins verified)
+         *     are removed (provider participants deleted), and their name and email are erased or anonymized
+         *     everywhere, their own meetings' attendance and raw webhook deliveries included; attendance keeps its
+         *     intervals under an anonymous id. Repeating it is 204. A 503 closed nothing, and nothing of the account
+         *     changes afterwards.
          */
         delete: operations["closeAccount"];
         options?: never;
