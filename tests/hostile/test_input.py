@@ -14,12 +14,6 @@ from tests.api.conftest import problem
 WELL_FORMED_CURSOR = "WyJzfCJd.AAAAAAAAAAAAAAAAAAAAAA"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="The per-meeting lists open the cursor before checking the meeting id: a non-ASCII id in the path with a "
-    "well-formed cursor raises UnicodeEncodeError in the cursor's HMAC and answers 500.",
-)
 @pytest.mark.parametrize("route", ["invites", "sessions", "recordings"])
 def test_a_non_ascii_meeting_id_with_a_cursor_is_not_a_500(dyte_app, route):
     owner = dyte_app.user("owner")
