@@ -422,15 +422,14 @@ def parse_list_query(params: dict[str, str]) -> tuple[str, int, str | None]:
 
 @dataclass
 class _Source:
-    """One index partition: rows sorted by the part of the RowKey after its prefix."""
+    """One index partition: a row per meeting, keyed `s|{sortKey}|{meeting}` in the owner's and invitees' alike."""
 
-    name: str
     table: Any
     partition: str
     role: Role | None  # None: the row's own role (invitee index)
     viewer: str | None = None
 
-    def page(self, after: str, size: int) -> list[dict[str, Any]]:
+    def page(self, after: str | None, size: int) -> list[dict[str, Any]]:
         low, high = schema.OWNER_INDEX_RANGE
         low_operator, low = ("gt", after) if after else ("ge", low)
         query = f"PartitionKey eq @pk and RowKey {low_operator} @low and RowKey lt @high"
@@ -448,67 +447,44 @@ class _Source:
 
 def list_for(ctx: Context, caller: Caller, scope: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """The caller's meetings, owned and invited, in the contract's order; each meeting once, with the
-    caller's strongest role (an owner who is also invited, or a user invited at two addresses)."""
+    caller's strongest role (an owner who is also invited, or a user invited at two addresses).
+
+    A meeting's index rows have the same key in every partition, so one position serves them all: a page reads
+    the next `limit + 1` rows of each partition after the last meeting of the previous page and keeps the first
+    `limit` meetings. Every row of those is among what was read (a partition whose page ended before one of them
+    has `limit + 1` meetings before it), so a meeting comes on one page only, with all of the caller's roles.
+    """
     sources: list[_Source] = []
     if scope in ("all", "owned"):
-        sources.append(_Source("o", ctx.storage.table(schema.MEETINGS), caller.id, Role.OWNER))
+        sources.append(_Source(ctx.storage.table(schema.MEETINGS), caller.id, Role.OWNER))
     if scope in ("all", "invited"):
         index = ctx.storage.table(schema.INVITATIONS)
-        sources += [
-            _Source(f"i{n}", index, key, None, viewer=caller.id) for n, key in enumerate(candidate_invite_ids(caller))
-        ]
-    positions = _positions(ctx, caller, scope, cursor, {source.name for source in sources})
-    candidates: list[tuple[str, str, dict[str, Any], _Source]] = []
+        sources += [_Source(index, key, None, viewer=caller.id) for key in candidate_invite_ids(caller)]
+    after = _position(ctx, caller, scope, cursor)
+    found: dict[str, list[tuple[Role, dict[str, Any]]]] = {}
     for source in sources:
-        after = positions.get(source.name, "")
-        if after is None:
-            continue
         for row in source.page(after, limit + 1):
-            candidates.append((row["RowKey"].split("|", 1)[1], source.name, row, source))
-    candidates.sort(key=lambda item: (item[0], item[1]))
-    chosen = candidates[:limit]
-    items = _deduplicated(chosen)
-    if len(candidates) <= limit:
+            found.setdefault(row["RowKey"], []).append((source.role_of(row), row))
+    keys = sorted(found)
+    items = []
+    for key in keys[:limit]:
+        role, row = min(found[key], key=lambda pair: access.STRENGTH.index(pair[0]))
+        items.append(Meeting.from_row(row).render(role))
+    if len(keys) <= limit:
         return {"items": items, "nextCursor": None}
-    next_positions: dict[str, str | None] = {}
-    for source in sources:
-        consumed = [row["RowKey"] for _, name, row, _ in chosen if name == source.name]
-        remaining = any(name == source.name for _, name, _, _ in candidates[limit:])
-        previous = positions.get(source.name, "")
-        next_positions[source.name] = (consumed[-1] if consumed else previous) if remaining else None
     return {
         "items": items,
-        "nextCursor": cursors.seal(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, next_positions),
+        "nextCursor": cursors.seal(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, keys[limit - 1]),
     }
 
 
-def _deduplicated(chosen: list[tuple[str, str, dict[str, Any], _Source]]) -> list[dict[str, Any]]:
-    """One item per meeting, at its first place, with the strongest of the caller's roles on it.
-
-    Rows of one meeting share its sort key, so they are adjacent within a page; a page boundary between
-    two of them repeats nothing, since the next page starts after the last row consumed from each source.
-    """
-    best: dict[str, tuple[Role, dict[str, Any]]] = {}
-    order: list[str] = []
-    for _, _, row, source in chosen:
-        role = source.role_of(row)
-        meeting_id = row["id"]
-        if meeting_id not in best:
-            order.append(meeting_id)
-            best[meeting_id] = (role, row)
-        elif access.STRENGTH.index(role) < access.STRENGTH.index(best[meeting_id][0]):
-            best[meeting_id] = (role, row)
-    return [Meeting.from_row(best[meeting_id][1]).render(best[meeting_id][0]) for meeting_id in order]
-
-
-def _positions(ctx: Context, caller: Caller, scope: str, cursor: str | None, names: set[str]) -> dict[str, Any]:
-    positions = cursors.open_(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, cursor)
-    if positions is None:
-        return {}
-    if not isinstance(positions, dict) or set(positions) != names:
-        # The caller's addresses changed since the cursor was issued: start again rather than guess.
-        raise problems.Validation("The cursor is no longer valid; list again from the start.")
-    return positions
+def _position(ctx: Context, caller: Caller, scope: str, cursor: str | None) -> str | None:
+    """The key of the last meeting of the previous page, or None for the first page."""
+    position = cursors.open_(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, cursor)
+    low, high = schema.OWNER_INDEX_RANGE
+    if position is not None and not (isinstance(position, str) and low < position < high):
+        raise problems.Validation("The cursor is not valid (use the nextCursor of the previous page).")
+    return position
 
 
 # Edit and cancel --------------------------------------------------------------------------------------------

@@ -43,14 +43,6 @@ def test_changing_the_role_of_fifty_joined_invitees_at_once_is_not_a_500(dyte_ap
     assert response.status_code == 201
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Paging the meeting list across index partitions repeats a meeting the caller is related to twice (an "
-    "invite at each verified address, or owner and invitee): the next page starts each source after its own "
-    "consumed rows, so the other source's row of the same meeting comes again, the first time with the weaker "
-    "role.",
-)
 def test_paging_the_list_shows_each_meeting_once_with_the_strongest_role(dyte_app):
     app = dyte_app
     owner = app.user("owner")
