@@ -2,8 +2,9 @@
 
 Every role decision in the code goes through here: a role gets exactly what it is granted below, so
 a new role gets nothing until someone grants it. A caller's role on a meeting comes from
-`relation`: the owner; else their usable invite (a revoked one gives nothing, whatever the access);
-else a guest, when the meeting's access is `organization`; else none (404: never reveal existence).
+`relation`: the owner; else their usable invite; else a guest, when the meeting's access is `organization`
+and no invite revoked for them (addressed to them, or bound to their identity whatever address it went to)
+keeps them out; else none (404: never reveal existence).
 """
 
 from __future__ import annotations
@@ -122,15 +123,23 @@ def usable_invite(caller_id: str, invites: Iterable[Invite]) -> Invite | None:
     return min(usable, key=lambda invite: (INVITE_ROLES.index(invite.role), invite.status != "accepted"))
 
 
-def relation(caller_id: str, meeting: Meeting, invites: Iterable[Invite]) -> tuple[Role, Invite | None] | None:
-    """The caller's role on the meeting and the invite it comes from; None: no relation (404)."""
+def relation(
+    caller_id: str, meeting: Meeting, invites: Iterable[Invite], bound: Iterable[Invite] = ()
+) -> tuple[Role, Invite | None] | None:
+    """The caller's role on the meeting and the invite it comes from; None: no relation (404).
+
+    `invites` are those addressed to the caller's verified addresses; `bound`, any others bound to the
+    caller's identity (sent to an address their token no longer carries). Those give no role (an invite
+    matches by address), but one revoked keeps them out like any revocation: the explicit revocation wins.
+    """
     if meeting.owner_id == caller_id:
         return Role.OWNER, None
     invites = list(invites)
     invite = usable_invite(caller_id, invites)
     if invite is not None:
         return invite.role, invite
-    revoked = any(invite.status == "revoked" and invite.bound_to in ("", caller_id) for invite in invites)
+    # Every invite of `bound` is bound to the caller, so the same test holds for both.
+    revoked = any(invite.status == "revoked" and invite.bound_to in ("", caller_id) for invite in (*invites, *bound))
     if meeting.access == Access.ORGANIZATION and not revoked:
         # Signed in from an allowed tenant (authentication checked that) and holding the link.
         return Role.GUEST, None

@@ -155,33 +155,53 @@ class Visible:
     role: Role
     invite: Invite | None
     participant: Participant | None
-    addressed: tuple[Invite, ...]  # every invite addressed to the caller's verified addresses
 
     def render(self) -> dict[str, Any]:
         return self.meeting.render(self.role)
 
 
-def load(ctx: Context, caller: Caller, meeting_id: str) -> Visible:
-    """The meeting and the caller's relation to it, in one storage request; 404 when none.
+@dataclass
+class Seen:
+    """What a request read of a meeting for its caller, before their relation to it is decided."""
 
-    One query picks the meeting row, the invites addressed to the caller's verified addresses, the caller's
-    provider participant and the meeting's webhook summary (its status), bounded to the keys between the
-    first and the last of them: never the meeting's history (the webhook rows after its summary).
+    meeting: Meeting | None
+    invites: list[Invite]  # addressed to the caller's verified addresses
+    bound: list[Invite]  # any others bound to the caller's identity (sent to an address they no longer have)
+    participant: Participant | None
+
+
+def load(ctx: Context, caller: Caller, meeting_id: str) -> Visible:
+    """The meeting and the caller's relation to it, in one storage request; 404 when none."""
+    return relate(caller, read(ctx, caller, meeting_id))
+
+
+def read(ctx: Context, caller: Caller, meeting_id: str) -> Seen:
+    """The meeting and what relates the caller to it, in one storage request (404 only for no meeting).
+
+    One query picks the meeting row, the invites addressed to the caller's verified addresses or bound to their
+    identity, the caller's provider participant and the meeting's webhook summary (its status), bounded to the
+    keys between the first and the last of them: never the meeting's history (the webhook rows after its
+    summary). The invites bound to the caller are found by the same query's filter (the service reads the
+    rows between the bounds either way), so a revocation bound to an identity holds whatever address its
+    token carries now, at no extra request.
     """
     partition = schema.owner_partition(meeting_id)
     if partition is None:
         raise problems.NotFound("No such meeting.")
     summary = schema.activity_key(meeting_id, schema.SUMMARY)
+    addressed = candidate_invite_ids(caller)
     wanted = {"meeting": schema.meeting_key(meeting_id), "participant": schema.participant_key(meeting_id, caller.id)}
-    for n, identifier in enumerate(candidate_invite_ids(caller)):
+    for n, identifier in enumerate(addressed):
         wanted[f"invite{n}"] = schema.invite_key(meeting_id, identifier)
     wanted["summary"] = summary
-    query = "PartitionKey eq @pk and RowKey ge @meeting and RowKey le @summary and ( {} )".format(
-        " or ".join(f"RowKey eq @{name}" for name in wanted)
-    )
-    rows = ctx.storage.table(schema.MEETINGS).query_entities(query, parameters={"pk": partition, **wanted})
-    meeting, participant, invites, status = None, None, [], None
-    for row in rows:
+    invite_low, invite_high = schema.invite_range(meeting_id)
+    query = (
+        "PartitionKey eq @pk and RowKey ge @meeting and RowKey le @summary and ( {} or "
+        "( RowKey gt @inviteLow and RowKey lt @inviteHigh and boundTo eq @caller ) )"
+    ).format(" or ".join(f"RowKey eq @{name}" for name in wanted))
+    parameters = {"pk": partition, **wanted, "inviteLow": invite_low, "inviteHigh": invite_high, "caller": caller.id}
+    meeting, participant, invites, bound, status = None, None, [], [], None
+    for row in ctx.storage.table(schema.MEETINGS).query_entities(query, parameters=parameters):
         if row["RowKey"] == wanted["meeting"]:
             meeting = Meeting.from_row(row)
         elif row["RowKey"] == wanted["participant"]:
@@ -189,23 +209,23 @@ def load(ctx: Context, caller: Caller, meeting_id: str) -> Visible:
         elif row["RowKey"] == summary:
             status = state.activity(row)
         else:
-            invites.append(Invite.from_row(row))
-    return _visible(caller, meeting, status, invites, participant)
-
-
-def _visible(
-    caller: Caller, meeting: Meeting | None, status: str | None, invites: list[Invite], participant: Participant | None
-) -> Visible:
+            invite = Invite.from_row(row)
+            (invites if invite.id in addressed else bound).append(invite)
     if meeting is None:
         raise problems.NotFound("No such meeting.")
     if status is not None:
         # The webhooks' summary is the status; the meeting row's copy follows it a moment later.
         meeting = meeting.replace(activity=status)
-    relation = access.relation(caller.id, meeting, invites)
+    return Seen(meeting, invites, bound, participant)
+
+
+def relate(caller: Caller, seen: Seen) -> Visible:
+    """The caller's view of what was read; 404 when they have no relation to the meeting."""
+    relation = access.relation(caller.id, seen.meeting, seen.invites, seen.bound)
     if relation is None:
         raise problems.NotFound("No such meeting.")
     role, invite = relation
-    return Visible(meeting, role, invite, participant, tuple(invites))
+    return Visible(seen.meeting, role, invite, seen.participant)
 
 
 @dataclass
@@ -241,9 +261,16 @@ def load_everything(ctx: Context, caller: Caller, meeting_id: str) -> Everything
         elif key.startswith(participant_low):
             participant = Participant.from_row(row)
             participants[participant.user_id] = participant
-    addressed = [invites[identifier] for identifier in candidate_invite_ids(caller) if identifier in invites]
-    visible = _visible(caller, meeting, None, addressed, participants.get(caller.id))
-    return Everything(visible, invites, participants)
+    if meeting is None:
+        raise problems.NotFound("No such meeting.")
+    addressed = candidate_invite_ids(caller)
+    seen = Seen(
+        meeting,
+        [invites[identifier] for identifier in addressed if identifier in invites],
+        [invite for invite in invites.values() if invite.bound_to == caller.id and invite.id not in addressed],
+        participants.get(caller.id),
+    )
+    return Everything(relate(caller, seen), invites, participants)
 
 
 def candidate_invite_ids(caller: Caller) -> list[str]:

@@ -59,14 +59,6 @@ def test_a_binding_survives_a_decline_and_a_reinvite(dyte_app):
     problem(app.call("POST", f"{path}/join", other_identity), 404, "not-found")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="A caller's relation is looked up only by the addresses in the current token, never by identity: an "
-    "invitee bound to an invite and then revoked gets back into an organization meeting as a guest (with a "
-    "working provider token) once their UPN changes, though an explicit revocation must win whatever the "
-    "access and the invite is bound to their (tid, oid).",
-)
 def test_a_revoked_invitee_stays_out_after_their_address_changes(dyte_app):
     app = dyte_app
     owner = app.user("owner")

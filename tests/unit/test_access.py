@@ -89,6 +89,18 @@ def test_an_invitee_acts_with_the_role_of_their_invite(people, role, status):
     assert access.relation(caller.id, meeting, [invite]) == (role, invite)
 
 
+def test_a_revocation_bound_to_the_caller_keeps_them_out_whatever_address_it_went_to(people):
+    owner, caller, other = people
+    meeting = factories.meeting(owner, access=Access.ORGANIZATION)
+    revoked = factories.invite(meeting, "old.address@contoso.test", status="revoked", bound_to=caller)
+    assert access.relation(caller.id, meeting, [], bound=[revoked]) is None
+    assert access.relation(other.id, meeting, []) == (GUEST, None)
+    # A live invite bound to them but sent to an address they no longer have gives no role: invites match by address.
+    accepted = factories.invite(meeting, "old.address@contoso.test", role=HOST, status="accepted", bound_to=caller)
+    assert access.relation(caller.id, meeting, [], bound=[accepted]) == (GUEST, None)
+    assert access.relation(caller.id, factories.meeting(owner), [], bound=[accepted]) is None
+
+
 @pytest.mark.parametrize("bound", ["", "caller"])
 def test_a_revoked_invite_wins_over_organization_access(people, bound):
     owner, caller, _ = people
