@@ -65,14 +65,15 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, invitees: tuple[Invite
                 batch.create(row.row())
                 count += 1
             elif current.status in ("revoked", "declined"):
-                # Invited again: pending again, and any earlier binding no longer holds.
+                # Invited again: pending again. Only a revocation ends a binding (contract section 2): an
+                # invitee who declined is still the one identity that can use the invite.
                 row = current.replace(
                     role=invitee.role,
                     status="pending",
                     invited_at=now,
                     invited_by=caller.id,
                     accepted_at=None,
-                    bound_to="",
+                    bound_to="" if current.status == "revoked" else current.bound_to,
                     mail_sequence=outbox.next_sequence(ctx, current),
                 )
                 batch.update(row.row(), current.etag)

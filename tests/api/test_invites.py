@@ -1,6 +1,7 @@
 """Invitations over HTTP: roles, rules, caps, revocation and declining (contract sections 2 and 3)."""
 
 import concurrent.futures
+import uuid
 
 import pytest
 
@@ -166,6 +167,20 @@ def test_decline_removes_the_meeting_from_the_list_and_the_owner_sees_it(app):
     assert statuses == ["declined"]
     problem(owner.call("POST", f"/meetings/{meeting['id']}/invites/mine/decline"), 403, "forbidden")
     problem(app.user("stranger").call("POST", f"/meetings/{meeting['id']}/invites/mine/decline"), 404, "not-found")
+
+
+def test_reinviting_after_a_revocation_clears_the_binding(app):
+    owner, guest = app.user("owner"), app.user("guest")
+    meeting = owner.create(invitees=[{"email": guest.email, "role": "participant"}])
+    path = f"/meetings/{meeting['id']}"
+    assert guest.call("POST", f"{path}/join").status_code == 200  # binds the invite to this identity
+    other_identity = app.token(guest.email, oid=str(uuid.uuid4()))  # the same verified address
+    problem(app.call("GET", path, other_identity), 404, "not-found")
+    assert owner.call("DELETE", f"{path}/invites/{invite_id(guest.email)}").status_code == 204
+    assert invite(owner, meeting, (guest.email, "participant")).status_code == 201
+    assert app.call("GET", path, other_identity).json()["myRole"] == "participant"
+    assert app.call("POST", f"{path}/join", other_identity).status_code == 200  # and binds it to them now
+    problem(guest.call("GET", path), 404, "not-found")
 
 
 def test_concurrent_invites_and_revocations_lose_no_update(dyte_app):

@@ -38,13 +38,6 @@ def test_a_host_who_declined_keeps_no_host_rights(dyte_app):
     assert host.call("GET", f"{path}/sessions").status_code in (403, 404)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Re-inviting a declined invite clears its binding (the contract clears it only after a revocation), "
-    "so after the bound invitee declines and is invited again, another identity at the same address can take "
-    "the invite over.",
-)
 def test_a_binding_survives_a_decline_and_a_reinvite(dyte_app):
     app = dyte_app
     owner, guest = app.user("owner"), app.user("guest")
