@@ -2,9 +2,10 @@
 
 Every role decision in the code goes through here: a role gets exactly what it is granted below, so
 a new role gets nothing until someone grants it. A caller's role on a meeting comes from
-`relation`: the owner; else their usable invite; else a guest, when the meeting's access is `organization`
-and no invite revoked for them (addressed to them, or bound to their identity whatever address it went to)
-keeps them out; else none (404: never reveal existence).
+`relation`: the owner; else their usable invite (pending or accepted: a declined invitee is no longer
+invited and keeps none of its powers); else a guest, when the meeting's access is `organization` and no
+invite revoked for them (addressed to them, or bound to their identity whatever address it went to) keeps
+them out; else none (404: never reveal existence).
 """
 
 from __future__ import annotations
@@ -114,13 +115,19 @@ def preset(settings: Settings, provider: str, role: Role) -> str:
 def usable_invite(caller_id: str, invites: Iterable[Invite]) -> Invite | None:
     """The caller's invite among those addressed to their verified addresses, or None.
 
-    Revoked invites give nothing; an invite bound to another identity is not theirs; among several,
-    the strongest role, then an accepted one.
+    Only a pending or accepted invite gives its role: the contract's invitees are "pending or accepted, not
+    revoked or declined", so a declined host is no host until invited again. An invite bound to another
+    identity is not theirs; among several, the strongest role, then an accepted one.
     """
-    usable = [invite for invite in invites if invite.status != "revoked" and invite.bound_to in ("", caller_id)]
+    usable = [invite for invite in invites if invite.active and invite.bound_to in ("", caller_id)]
     if not usable:
         return None
     return min(usable, key=lambda invite: (INVITE_ROLES.index(invite.role), invite.status != "accepted"))
+
+
+def declined_invite(caller_id: str, invites: Iterable[Invite]) -> Invite | None:
+    """The caller's declined invite among those addressed to them (declining it again changes nothing)."""
+    return next((i for i in invites if i.status == "declined" and i.bound_to in ("", caller_id)), None)
 
 
 def relation(

@@ -19,7 +19,7 @@ from shared.access import Action, Role
 from shared.auth import Caller
 from shared.context import Context
 from shared.mail import INVITED, REVOKED
-from shared.meetings import Invitee, Visible, load, load_everything, parse_invitees
+from shared.meetings import Invitee, load, load_everything, parse_invitees, read, relate
 from shared.model import Invite, Participant
 from shared.storage import Batch
 
@@ -177,13 +177,14 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite_id: str) -> Non
 
 def decline(ctx: Context, caller: Caller, meeting_id: str) -> None:
     def change() -> None:
-        visible: Visible = load(ctx, caller, meeting_id)
+        seen = read(ctx, caller, meeting_id)
+        if access.usable_invite(caller.id, seen.invites) is None and access.declined_invite(caller.id, seen.invites):
+            return  # declined already (a declined invitee is no longer invited: only this stays theirs)
+        visible = relate(caller, seen)
         access.require(visible.role, Action.DECLINE, "Only an invitee can decline.")
         current = visible.invite
         if current is None:
             raise problems.Forbidden("You have no invite to decline.")
-        if current.status == "declined":
-            return
         batch = ctx.storage.batch(schema.MEETINGS, current.partition)
         batch.update(current.replace(status="declined").row(), current.etag)
         _touch(ctx, batch, visible.participant)

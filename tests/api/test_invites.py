@@ -169,6 +169,27 @@ def test_decline_removes_the_meeting_from_the_list_and_the_owner_sees_it(app):
     problem(app.user("stranger").call("POST", f"/meetings/{meeting['id']}/invites/mine/decline"), 404, "not-found")
 
 
+def test_a_declined_invitee_is_no_longer_invited_until_invited_again(app):
+    """Contract: invitees are "pending or accepted, not revoked or declined"; declining again is a 204."""
+    owner, guest = app.user("owner"), app.user("guest")
+    closed = owner.create(invitees=[{"email": guest.email, "role": "participant"}])
+    shared = owner.create(access="organization", invitees=[{"email": guest.email, "role": "host"}])
+    for meeting in (closed, shared):
+        assert guest.call("POST", f"/meetings/{meeting['id']}/invites/mine/decline").status_code == 204
+        assert guest.call("POST", f"/meetings/{meeting['id']}/invites/mine/decline").status_code == 204
+    problem(guest.call("GET", f"/meetings/{closed['id']}"), 404, "not-found")
+    problem(guest.call("POST", f"/meetings/{closed['id']}/join"), 404, "not-found")
+    # Declining is not a revocation: with organization access they may come as anyone signed in does.
+    assert guest.call("GET", f"/meetings/{shared['id']}").json()["myRole"] == "guest"
+    problem(guest.call("GET", f"/meetings/{shared['id']}/invites"), 403, "forbidden")
+    assert guest.call("POST", f"/meetings/{shared['id']}/join").json()["role"] == "guest"
+    assert guest.call("GET", "/meetings").json()["items"] == []
+    for meeting, role in ((closed, "participant"), (shared, "host")):
+        assert invite(owner, meeting, (guest.email, role)).status_code == 201
+        assert guest.call("GET", f"/meetings/{meeting['id']}").json()["myRole"] == role
+    assert guest.call("POST", f"/meetings/{shared['id']}/join").json()["role"] == "host"
+
+
 def test_reinviting_after_a_revocation_clears_the_binding(app):
     owner, guest = app.user("owner"), app.user("guest")
     meeting = owner.create(invitees=[{"email": guest.email, "role": "participant"}])

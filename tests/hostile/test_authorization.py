@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from dev.issuer.tokens import user_object_id
 from shared.schema import invite_id
 from tests.api.conftest import problem
@@ -13,13 +11,6 @@ from tests.api.test_convergence import converge, invite
 from tests.support import TENANT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="A host who declined keeps every host right: they still list the invites (every invitee's email), "
-    "invite participants and read sessions, though the contract counts a declined invitee as no longer "
-    "invited and the reconciler gives a declined invite no place.",
-)
 def test_a_host_who_declined_keeps_no_host_rights(dyte_app):
     app = dyte_app
     owner, host, other = app.user("owner"), app.user("host"), app.user("other")
