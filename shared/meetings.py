@@ -334,9 +334,17 @@ def create(ctx: Context, caller: Caller, draft: Draft, body: Any, idempotency_ke
         # The mapping first: a webhook names the provider meeting, and must find ours.
         provider_meetings.write(ctx, provider_name, provider_meeting.id, caller.id, meeting.id)
         batch.commit()
+    except storage.CommitUnknown:
+        # The batch's answer was lost and could not be read back: the meeting may exist, so its provider meeting
+        # stays active (an orphan is never visible through us, and nobody holds a token for it). The claim is
+        # released only if the batch did not complete it, so a retry with the key replays or creates anew.
+        log.error("create: whether the meeting was saved is unknown; its provider meeting stays active")
+        if claim is not None:
+            _release(table, claim)
+        raise problems.Unavailable("The meeting may not have been saved; retry.", retry_after=2) from None
     except Exception as error:
-        # Our state did not commit: the provider meeting must not stay joinable. It is never
-        # visible through us (no meeting row names it).
+        # Our state did not commit (a lost answer was read back by the batch): the provider meeting must not
+        # stay joinable. It is never visible through us (no meeting row names it).
         log.warning("create: storage write failed after the provider created a meeting: %s", type(error).__name__)
         _deactivate_orphan(provider, provider_meeting.id)
         if claim is not None:

@@ -13,13 +13,21 @@ import json
 import logging
 import random
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    IncompleteReadError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceResponseError,
+)
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared import problems
@@ -143,6 +151,18 @@ def retry(change: Callable[[], T], conflict: str = "The resource is changing con
     raise problems.Conflict(conflict)
 
 
+class CommitUnknown(AzureError):
+    """A transaction was sent, its answer was lost, and reading back could not tell whether it committed."""
+
+
+# The property a transaction writes on its anchor row (its first row written), with a random value of its own:
+# read back after a lost answer, it says whether that transaction committed.
+COMMIT_ID = "commitId"
+# Sent, with no answer to tell whether it committed: a connection dropped or timed out after the request went out
+# (`ServiceRequestError`, raised before anything was sent, is not among them), or an answer cut short.
+_ANSWER_LOST = (ServiceResponseError, IncompleteReadError)
+
+
 class Batch:
     """A unit of work: changes to one partition of one table, committed atomically, and follow-ups.
 
@@ -151,6 +171,11 @@ class Batch:
     steps registered with `after_commit` run only once the batch committed, and never undo it: their
     failures are logged, since the answer must reflect what committed. Outbox rows, index rows and
     markers are added to the batch, never written after it by hand.
+
+    A transaction whose answer is lost (the connection dropped or timed out after it was sent, or the SDK
+    sent it again after a 5xx and the second attempt was refused) may have committed: its anchor row is read
+    back, and the id the transaction wrote there says which. Committed, it goes on as if answered;
+    not, the failure stands; unreadable, `CommitUnknown`.
     """
 
     def __init__(self, table: TableClient, partition: str):
@@ -208,23 +233,66 @@ class Batch:
         self._after.append(step)
 
     def commit(self) -> list[dict[str, Any]]:
-        """Send the batch; the rows' new metadata (ETags) in operation order. `Stale` on a conflict."""
+        """Send the batch; the rows' new metadata (ETags) in operation order. `Stale` on a conflict.
+
+        After a lost answer read back as committed, only the anchor row's metadata is known (the first row
+        written); the others' are empty.
+        """
         for step in self._before:
             step()
-        results: list[dict[str, Any]] = []
-        if self._operations:
-            try:
-                results = list(self._table.submit_transaction(self._operations))
-            except TableTransactionError as error:
-                if error.status_code in (404, 409, 412):
-                    raise Stale(error.error_code or error.status_code) from None
-                raise
+        results = self._submit(self._operations) if self._operations else []
         for step in self._after:
             try:
                 step()
             except Exception as error:  # committed: a follow-up's failure is left to the sweep, not the answer
                 log.warning("a follow-up after commit failed: %s", type(error).__name__)
         return results
+
+    def _submit(self, operations: list[tuple]) -> list[dict[str, Any]]:
+        anchor = next((n for n, operation in enumerate(operations) if operation[0] != "delete"), None)
+        commit_id = secrets.token_urlsafe(12)
+        if anchor is not None:
+            kind, entity, *options = operations[anchor]
+            operations = [*operations]
+            operations[anchor] = (kind, {**entity, COMMIT_ID: commit_id}, *options)
+        answers: list[int] = []
+        try:
+            return list(
+                self._table.submit_transaction(
+                    operations, raw_response_hook=lambda response: answers.append(response.http_response.status_code)
+                )
+            )
+        except TableTransactionError as error:
+            if error.status_code not in (404, 409, 412):
+                raise
+            # Refused; but when the SDK sent it again (it resends a POST answered 500, 503 or 504), the refusal
+            # may be of our own first attempt, which committed before a gateway lost its answer.
+            row = self._committed(operations, anchor, commit_id, error) if len(answers) > 1 else None
+            if row is None:
+                raise Stale(error.error_code or error.status_code) from None
+            return self._recovered(operations, anchor, row)
+        except _ANSWER_LOST as error:
+            row = self._committed(operations, anchor, commit_id, error)
+            if row is None:
+                raise
+            return self._recovered(operations, anchor, row)
+
+    def _committed(self, operations: list[tuple], anchor: int | None, commit_id: str, error: Exception) -> Any:
+        """The anchor row when it carries this transaction's id (it committed), else None."""
+        if anchor is None:
+            raise CommitUnknown("a transaction of deletions lost its answer") from error
+        entity = operations[anchor][1]
+        try:
+            row = self._table.get_entity(entity["PartitionKey"], entity["RowKey"])
+        except ResourceNotFoundError:
+            return None
+        except AzureError as reading:
+            raise CommitUnknown("a transaction lost its answer, and reading it back failed") from reading
+        return row if row.get(COMMIT_ID) == commit_id else None
+
+    def _recovered(self, operations: list[tuple], anchor: int | None, row: Any) -> list[dict[str, Any]]:
+        log.warning("storage: a transaction committed though its answer was lost")
+        return [dict(row.metadata) if n == anchor else {} for n in range(len(operations))]
 
 
 class Storage:
