@@ -112,10 +112,9 @@ def _check_may_invite(role: Role, invitees: tuple[Invitee, ...], existing: dict[
 def _touch(ctx: Context, batch: Batch, participant: Participant | None) -> None:
     """Change the participant row's ETag, so a join of that user in flight re-checks its right."""
     if participant is not None and participant.key not in batch:
-        batch.update(
+        batch.touch(
             {"PartitionKey": participant.partition, "RowKey": participant.key, "touchedAt": times.stamp(ctx.clock())},
             participant.etag,
-            merge=True,
         )
 
 

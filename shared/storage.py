@@ -182,12 +182,13 @@ class Batch:
         self._table = table
         self.partition = partition
         self._operations: list[tuple] = []
+        self._touches: list[tuple] = []
         self._keys: set[str] = set()
         self._before: list[Callable[[], Any]] = []
         self._after: list[Callable[[], Any]] = []
 
     def __len__(self) -> int:
-        return len(self._operations)
+        return len(self._operations) + len(self._touches)
 
     def __contains__(self, row_key: str) -> bool:
         return row_key in self._keys
@@ -195,14 +196,14 @@ class Batch:
     def has_prefix(self, prefix: str) -> bool:
         return any(key.startswith(prefix) for key in self._keys)
 
-    def _add(self, operation: tuple) -> None:
+    def _add(self, operation: tuple, into: list[tuple] | None = None) -> None:
         entity = operation[1]
         if entity["PartitionKey"] != self.partition:
             raise ValueError(f"a batch for partition {self.partition!r} cannot write {entity['PartitionKey']!r}")
         if entity["RowKey"] in self._keys:
             raise ValueError(f"row {entity['RowKey']!r} is already written by this batch")
         self._keys.add(entity["RowKey"])
-        self._operations.append(operation)
+        (self._operations if into is None else into).append(operation)
 
     def create(self, entity: dict[str, Any]) -> None:
         """Insert; the batch is `Stale` if the row exists."""
@@ -214,10 +215,18 @@ class Batch:
 
     def update(self, entity: dict[str, Any], etag: str | None, merge: bool = False) -> None:
         """Overwrite (or merge into) a row read earlier, only if it is unchanged since (`etag`)."""
-        options: dict[str, Any] = {"mode": UpdateMode.MERGE if merge else UpdateMode.REPLACE}
-        if etag is not None:
-            options.update(etag=etag, match_condition=MatchConditions.IfNotModified)
-        self._add(("update", entity, options))
+        self._add(("update", entity, _guarded(UpdateMode.MERGE if merge else UpdateMode.REPLACE, etag)))
+
+    def touch(self, entity: dict[str, Any], etag: str | None) -> None:
+        """Merge `entity` into a row read earlier only so that its ETag changes: a writer guarding on that ETag
+        (a join in flight) then reads again and sees this change.
+
+        In the transaction, guarded by `etag`, as far as the operation limit leaves room; the touches beyond it
+        are written right after the commit, unguarded, before any after-commit step runs, so that nothing that
+        follows the change sees those rows as they were. If that write fails, the after-commit steps are left
+        to the pending work they announced (a follow-up then runs from the sweep, after any join in flight).
+        """
+        self._add(("update", entity, _guarded(UpdateMode.MERGE, etag)), into=self._touches)
 
     def delete(self, row_key: str, etag: str | None = None) -> None:
         """Delete a row; with `etag`, only if unchanged since read (a missing row makes the batch `Stale`)."""
@@ -240,7 +249,11 @@ class Batch:
         """
         for step in self._before:
             step()
-        results = self._submit(self._operations) if self._operations else []
+        room = max(MAX_BATCH_OPERATIONS - len(self._operations), 0)
+        operations = self._operations + self._touches[:room]
+        results = self._submit(operations) if operations else []
+        if not self._spill(self._touches[room:]):
+            return results
         for step in self._after:
             try:
                 step()
@@ -293,6 +306,26 @@ class Batch:
     def _recovered(self, operations: list[tuple], anchor: int | None, row: Any) -> list[dict[str, Any]]:
         log.warning("storage: a transaction committed though its answer was lost")
         return [dict(row.metadata) if n == anchor else {} for n in range(len(operations))]
+
+    def _spill(self, touches: list[tuple]) -> bool:
+        """Write the touches the transaction had no room for (see `touch`); False if that failed."""
+        try:
+            for start in range(0, len(touches), MAX_BATCH_OPERATIONS):
+                batch = Batch(self._table, self.partition)
+                for _, entity, _ in touches[start : start + MAX_BATCH_OPERATIONS]:
+                    batch.update(entity, None, merge=True)
+                batch.commit()
+        except Exception as error:  # committed: the sweep runs the follow-ups once any join in flight is done
+            log.warning("storage: touches after a commit failed, follow-ups left: %s", type(error).__name__)
+            return False
+        return True
+
+
+def _guarded(mode: UpdateMode, etag: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {"mode": mode}
+    if etag is not None:
+        options.update(etag=etag, match_condition=MatchConditions.IfNotModified)
+    return options
 
 
 class Storage:

@@ -5,8 +5,11 @@ import uuid
 
 import pytest
 
+from shared import schema
 from shared.schema import invite_id
 from tests.api.conftest import problem
+from tests.api.test_convergence import converge, pending_entries, preset
+from tests.api.test_joins import participants
 
 
 def invite(user, meeting, *invitees):
@@ -236,3 +239,29 @@ def test_invite_rate_limit(dyte_app):
             == 201
         )
     problem(invite(owner, meeting, ("r-extra@contoso.test", "participant")), 429, "rate-limited")
+
+
+def test_fifty_joined_invitees_promoted_at_once_converge_when_the_late_touches_fail(dyte_app):
+    """Fifty invites and their participants' touches exceed one transaction: the touches it has no room for are
+    written right after it. When that write fails the change stands (201) and its follow-up is left to the sweep
+    (run after any join in flight has finished), which still gives every participant the host preset."""
+    app = dyte_app
+    owner = app.user("owner")
+    users = [app.user(f"p{n}") for n in range(50)]
+    meeting = owner.create(invitees=[{"email": u.email, "role": "participant"} for u in users])
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(lambda u: u.call("POST", f"/meetings/{meeting['id']}/join").status_code, users)) == {200}
+    # The touches after the commit: a transaction of participant touches without the meeting row's counter.
+    app.storage.tables.fail("POST", r"^(?![\s\S]*inviteCount)[\s\S]*touchedAt", status=503, times=3)
+    try:
+        body = {"invitees": [{"email": u.email, "role": "host"} for u in users]}
+        response = owner.call("POST", f"/meetings/{meeting['id']}/invites", json=body)
+    finally:
+        app.storage.tables.clear_faults()
+    assert response.status_code == 201, response.text
+    assert {item["role"] for item in response.json()["items"]} == {"host"}
+    assert schema.pending_follow_up(meeting["id"]) in [entry["RowKey"] for entry in pending_entries(app)]
+    assert {p["preset_name"] for p in participants(app, meeting)} == {preset(app, "participant")}
+    converge(app)
+    assert {p["preset_name"] for p in participants(app, meeting)} == {preset(app, "host")}
+    assert {u.call("GET", f"/meetings/{meeting['id']}").json()["myRole"] for u in users} == {"host"}

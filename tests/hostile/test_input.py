@@ -22,13 +22,6 @@ def test_a_non_ascii_meeting_id_with_a_cursor_is_not_a_500(dyte_app, route):
     assert response.headers["Content-Type"].startswith("application/problem+json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Changing the role of 49-50 invitees who have joined puts one touch of each participant row in the "
-    "invite's batch with the invites, the meeting row and the markers: over the 100-operation transaction "
-    "limit, a ValueError and a 500 for a valid request.",
-)
 def test_changing_the_role_of_fifty_joined_invitees_at_once_is_not_a_500(dyte_app):
     app = dyte_app
     owner = app.user("owner")

@@ -10,6 +10,7 @@ from dev import azurite
 from shared import problems
 from shared.storage import (
     COMMIT_ID,
+    MAX_BATCH_OPERATIONS,
     WRITE_ATTEMPTS,
     CommitUnknown,
     Stale,
@@ -271,3 +272,54 @@ def test_a_batch_resent_after_a_gateway_lost_its_answer_is_not_stale(storage, lo
     with pytest.raises(Stale):
         again.commit()
     assert table.get_entity("p", "x")["n"] == 2
+
+
+# Touches beyond the operation limit ---------------------------------------------------------------------
+
+
+def test_touches_beyond_the_limit_are_written_after_the_commit_and_before_its_follow_ups(storage_of):
+    table = storage_of.table("Touches")
+    read = {f"t{n:03}": table.create_entity(row(f"t{n:03}"))["etag"] for n in range(60)}
+    batch = storage_of.batch("Touches", "p")
+    for n in range(60):
+        batch.create(row(f"c{n:03}"))
+    for key, etag in read.items():
+        batch.touch(row(key, touched=True), etag)
+    assert len(batch) == 120
+    seen = []
+    batch.after_commit(lambda: seen.append(sorted(e["RowKey"] for e in table.list_entities() if e.get("touched"))))
+    batch.commit()
+    assert seen == [sorted(read)]  # every touch landed before the follow-up ran
+    assert len(list(table.list_entities())) == 120
+
+
+def test_touches_in_the_transaction_are_guarded_by_what_was_read(storage_of):
+    table = storage_of.table("Guarded")
+    read = table.create_entity(row("t"))
+    table.update_entity(row("t", n=1))  # a join changed it since
+    batch = storage_of.batch("Guarded", "p")
+    batch.create(row("c"))
+    batch.touch(row("t", touched=True), read["etag"])
+    with pytest.raises(Stale):
+        batch.commit()
+
+
+def test_touches_that_fail_after_the_commit_leave_the_follow_ups_to_the_sweep(storage, storage_of, caplog):
+    table = storage_of.table("Spill")
+    etags = [table.create_entity(row(f"t{n:03}"))["etag"] for n in range(MAX_BATCH_OPERATIONS + 1)]
+    batch = storage_of.batch("Spill", "p")
+    batch.create(row("c"))
+    for n, etag in enumerate(etags):
+        batch.touch(row(f"t{n:03}", touched=True), etag)
+    ran = []
+    batch.after_commit(lambda: ran.append("after"))
+    storage.tables.fail("POST", r"t100", status=503, times=3)  # the touches after the commit (t099 and t100)
+    try:
+        batch.commit()  # committed: no exception
+    finally:
+        storage.tables.clear_faults()
+    assert ran == []
+    assert "touches after a commit failed" in caplog.text
+    touched = {entity["RowKey"] for entity in table.list_entities() if entity.get("touched")}
+    assert "c" in {entity["RowKey"] for entity in table.list_entities()}
+    assert len(touched) == MAX_BATCH_OPERATIONS - 1 and "t100" not in touched
