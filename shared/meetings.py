@@ -487,18 +487,25 @@ def list_for(ctx: Context, caller: Caller, scope: str, limit: int, cursor: str |
     A meeting's index rows have the same key in every partition, so one position serves them all: a page reads
     the next `limit + 1` rows of each partition after the last meeting of the previous page and keeps the first
     `limit` meetings. Every row of those is among what was read (a partition whose page ended before one of them
-    has `limit + 1` meetings before it), so a meeting comes on one page only, with all of the caller's roles.
+    has `limit + 1` meetings before it), so a meeting comes on one page only, with all of the caller's roles. A
+    partition with nothing left after that meeting is named in the cursor and not read again.
     """
-    sources: list[_Source] = []
+    sources: dict[str, _Source] = {}
     if scope in ("all", "owned"):
-        sources.append(_Source(ctx.storage.table(schema.MEETINGS), caller.id, Role.OWNER))
+        sources["o"] = _Source(ctx.storage.table(schema.MEETINGS), caller.id, Role.OWNER)
     if scope in ("all", "invited"):
         index = ctx.storage.table(schema.INVITATIONS)
-        sources += [_Source(index, key, None, viewer=caller.id) for key in candidate_invite_ids(caller)]
-    after = _position(ctx, caller, scope, cursor)
+        sources.update({key: _Source(index, key, None, viewer=caller.id) for key in candidate_invite_ids(caller)})
+    after, done = _position(ctx, caller, scope, cursor)
     found: dict[str, list[tuple[Role, dict[str, Any]]]] = {}
-    for source in sources:
-        for row in source.page(after, limit + 1):
+    ended: dict[str, str] = {}  # the partitions read to their end, and the key of the last row each has
+    for name, source in sources.items():
+        if name in done:
+            continue
+        rows = source.page(after, limit + 1)
+        if len(rows) <= limit:
+            ended[name] = rows[-1]["RowKey"] if rows else ""
+        for row in rows:
             found.setdefault(row["RowKey"], []).append((source.role_of(row), row))
     keys = sorted(found)
     items = []
@@ -507,19 +514,24 @@ def list_for(ctx: Context, caller: Caller, scope: str, limit: int, cursor: str |
         items.append(Meeting.from_row(row).render(role))
     if len(keys) <= limit:
         return {"items": items, "nextCursor": None}
+    last = keys[limit - 1]
+    position = {"after": last, "done": sorted({*done, *(name for name, final in ended.items() if final <= last)})}
     return {
         "items": items,
-        "nextCursor": cursors.seal(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, keys[limit - 1]),
+        "nextCursor": cursors.seal(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, position),
     }
 
 
-def _position(ctx: Context, caller: Caller, scope: str, cursor: str | None) -> str | None:
-    """The key of the last meeting of the previous page, or None for the first page."""
+def _position(ctx: Context, caller: Caller, scope: str, cursor: str | None) -> tuple[str | None, set[str]]:
+    """The key of the last meeting of the previous page and the partitions it had read to their end."""
     position = cursors.open_(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, cursor)
+    if position is None:
+        return None, set()
     low, high = schema.OWNER_INDEX_RANGE
-    if position is not None and not (isinstance(position, str) and low < position < high):
+    after, done = (position.get("after"), position.get("done")) if isinstance(position, dict) else (None, None)
+    if not (isinstance(after, str) and low < after < high and isinstance(done, list)):
         raise problems.Validation("The cursor is not valid (use the nextCursor of the previous page).")
-    return position
+    return after, {str(name) for name in done}
 
 
 # Edit and cancel --------------------------------------------------------------------------------------------

@@ -249,11 +249,29 @@ def test_paging_a_list_the_caller_owns_and_is_invited_to_shows_each_meeting_once
     assert requests_per_page == [2] * len(whole)  # the owner partition and the one address's, each page
 
 
+def test_later_pages_skip_an_index_partition_read_to_its_end(app):
+    other, caller = app.user("other"), app.user("caller")
+    other.create(title="invited", startsAt="2031-03-01T10:00:00Z", invitees=[{"email": caller.email}])
+    for day in (2, 3, 4):
+        caller.create(title=f"own-{day}", startsAt=f"2031-03-0{day}T10:00:00Z")
+    titles, cursor, requests_per_page = [], None, []
+    while True:
+        counts = app.counts()
+        page = caller.call("GET", "/meetings", params={"limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        requests_per_page.append(counts.tables())
+        titles += [m["title"] for m in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert titles == ["invited", "own-2", "own-3", "own-4"]
+    assert requests_per_page == [2, 1, 1, 1]  # the address's partition ended on the first page
+
+
 def test_a_list_cursor_sealed_for_another_shape_of_position_is_400(app):
     owner = app.user("owner")
     caller_id = owner.call("GET", "/me").json()["id"]
     key = support.load().id_hash_key
-    for position in ({"o": "s|0", "i0": None}, "m|not-an-index-key", 3):
+    for position in ({"o": "s|0", "i0": None}, "s|0", {"after": "m|not-an-index-key", "done": []}, 3):
         cursor = cursors.seal(key, "meetings:all", caller_id, position)
         problem(owner.call("GET", "/meetings", params={"cursor": cursor}), 400, "validation")
 
