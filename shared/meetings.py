@@ -164,7 +164,7 @@ class Visible:
 class Seen:
     """What a request read of a meeting for its caller, before their relation to it is decided."""
 
-    meeting: Meeting | None
+    meeting: Meeting
     invites: list[Invite]  # addressed to the caller's verified addresses
     bound: list[Invite]  # any others bound to the caller's identity (sent to an address they no longer have)
     participant: Participant | None
@@ -508,10 +508,15 @@ def list_for(ctx: Context, caller: Caller, scope: str, limit: int, cursor: str |
         for row in rows:
             found.setdefault(row["RowKey"], []).append((source.role_of(row), row))
     keys = sorted(found)
-    items = []
+    # By meeting id too: an invitee-index row may still have the key the meeting had before an edit moved it.
+    chosen: dict[str, list[tuple[Role, dict[str, Any]]]] = {}
     for key in keys[:limit]:
-        role, row = min(found[key], key=lambda pair: access.STRENGTH.index(pair[0]))
-        items.append(Meeting.from_row(row).render(role))
+        for role, row in found[key]:
+            chosen.setdefault(row["id"], []).append((role, row))
+    items = [
+        Meeting.from_row(row).render(role)
+        for role, row in (min(pairs, key=lambda pair: access.STRENGTH.index(pair[0])) for pairs in chosen.values())
+    ]
     if len(keys) <= limit:
         return {"items": items, "nextCursor": None}
     last = keys[limit - 1]
