@@ -2,8 +2,10 @@
 
 Every role decision in the code goes through here: a role gets exactly what it is granted below, so
 a new role gets nothing until someone grants it. A caller's role on a meeting comes from
-`relation`: the owner; else their usable invite (a revoked one gives nothing, whatever the access);
-else a guest, when the meeting's access is `organization`; else none (404: never reveal existence).
+`relation`: the owner; else their usable invite (pending or accepted: a declined invitee is no longer
+invited and keeps none of its powers); else a guest, when the meeting's access is `organization` and no
+invite revoked for them (addressed to them, or bound to their identity whatever address it went to) keeps
+them out; else none (404: never reveal existence).
 """
 
 from __future__ import annotations
@@ -113,24 +115,38 @@ def preset(settings: Settings, provider: str, role: Role) -> str:
 def usable_invite(caller_id: str, invites: Iterable[Invite]) -> Invite | None:
     """The caller's invite among those addressed to their verified addresses, or None.
 
-    Revoked invites give nothing; an invite bound to another identity is not theirs; among several,
-    the strongest role, then an accepted one.
+    Only a pending or accepted invite gives its role: the contract's invitees are "pending or accepted, not
+    revoked or declined", so a declined host is no host until invited again. An invite bound to another
+    identity is not theirs; among several, the strongest role, then an accepted one.
     """
-    usable = [invite for invite in invites if invite.status != "revoked" and invite.bound_to in ("", caller_id)]
+    usable = [invite for invite in invites if invite.active and invite.bound_to in ("", caller_id)]
     if not usable:
         return None
     return min(usable, key=lambda invite: (INVITE_ROLES.index(invite.role), invite.status != "accepted"))
 
 
-def relation(caller_id: str, meeting: Meeting, invites: Iterable[Invite]) -> tuple[Role, Invite | None] | None:
-    """The caller's role on the meeting and the invite it comes from; None: no relation (404)."""
+def declined_invite(caller_id: str, invites: Iterable[Invite]) -> Invite | None:
+    """The caller's declined invite among those addressed to them (declining it again changes nothing)."""
+    return next((i for i in invites if i.status == "declined" and i.bound_to in ("", caller_id)), None)
+
+
+def relation(
+    caller_id: str, meeting: Meeting, invites: Iterable[Invite], bound: Iterable[Invite] = ()
+) -> tuple[Role, Invite | None] | None:
+    """The caller's role on the meeting and the invite it comes from; None: no relation (404).
+
+    `invites` are those addressed to the caller's verified addresses; `bound`, any others bound to the
+    caller's identity (sent to an address their token no longer carries). Those give no role (an invite
+    matches by address), but one revoked keeps them out like any revocation: the explicit revocation wins.
+    """
     if meeting.owner_id == caller_id:
         return Role.OWNER, None
     invites = list(invites)
     invite = usable_invite(caller_id, invites)
     if invite is not None:
         return invite.role, invite
-    revoked = any(invite.status == "revoked" and invite.bound_to in ("", caller_id) for invite in invites)
+    # Every invite of `bound` is bound to the caller, so the same test holds for both.
+    revoked = any(invite.status == "revoked" and invite.bound_to in ("", caller_id) for invite in (*invites, *bound))
     if meeting.access == Access.ORGANIZATION and not revoked:
         # Signed in from an allowed tenant (authentication checked that) and holding the link.
         return Role.GUEST, None

@@ -42,7 +42,10 @@ def open_(key: bytes, listing: str, caller_id: str, cursor: str | None) -> Any:
 
 def _mac(key: bytes, listing: str, caller_id: str, body: str) -> bytes:
     derived = hmac.new(key, b"cursor", hashlib.sha256).digest()
-    return hmac.new(derived, f"{listing}\x1f{caller_id}\x1f{body}".encode("ascii"), hashlib.sha256).digest()[:16]
+    # The listing names a meeting id from the path, which may be any text (a cursor for it is then simply not
+    # ours); "surrogatepass" so that even an unpaired surrogate is bytes here, not an exception.
+    message = f"{listing}\x1f{caller_id}\x1f{body}".encode("utf-8", "surrogatepass")
+    return hmac.new(derived, message, hashlib.sha256).digest()[:16]
 
 
 def _b64(data: bytes) -> str:

@@ -316,8 +316,8 @@ def standing(ctx: Context, meeting: Meeting, rows: Rows, participant: Participan
     """The role a participant may still join with now; None: they must leave the provider.
 
     As `access.relation` decides at join time, from the invites addressed to their addresses at their last
-    join and those bound to them; but a declined invite keeps no place (joining again accepts it anew),
-    and a closed account keeps nothing.
+    join and those bound to them (a declined invite gives no role, as at join time: only being invited again
+    restores it), and a closed account keeps nothing.
     """
     if ctx.closed is not None and ctx.closed.is_closed(participant.user_id):
         return None
@@ -326,8 +326,7 @@ def standing(ctx: Context, meeting: Meeting, rows: Rows, participant: Participan
         for invite in rows.invites.values()
         if invite.id in participant.invite_ids or invite.bound_to == participant.user_id
     ]
-    current = [invite for invite in theirs if invite.status != "declined"]
-    relation = access.relation(participant.user_id, meeting, current)
+    relation = access.relation(participant.user_id, meeting, theirs)
     if relation is None:
         return None
     role, _ = relation

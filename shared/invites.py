@@ -19,7 +19,7 @@ from shared.access import Action, Role
 from shared.auth import Caller
 from shared.context import Context
 from shared.mail import INVITED, REVOKED
-from shared.meetings import Invitee, Visible, load, load_everything, parse_invitees
+from shared.meetings import Invitee, load, load_everything, parse_invitees, read, relate
 from shared.model import Invite, Participant
 from shared.storage import Batch
 
@@ -65,14 +65,15 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, invitees: tuple[Invite
                 batch.create(row.row())
                 count += 1
             elif current.status in ("revoked", "declined"):
-                # Invited again: pending again, and any earlier binding no longer holds.
+                # Invited again: pending again. Only a revocation ends a binding (contract section 2): an
+                # invitee who declined is still the one identity that can use the invite.
                 row = current.replace(
                     role=invitee.role,
                     status="pending",
                     invited_at=now,
                     invited_by=caller.id,
                     accepted_at=None,
-                    bound_to="",
+                    bound_to="" if current.status == "revoked" else current.bound_to,
                     mail_sequence=outbox.next_sequence(ctx, current),
                 )
                 batch.update(row.row(), current.etag)
@@ -111,10 +112,9 @@ def _check_may_invite(role: Role, invitees: tuple[Invitee, ...], existing: dict[
 def _touch(ctx: Context, batch: Batch, participant: Participant | None) -> None:
     """Change the participant row's ETag, so a join of that user in flight re-checks its right."""
     if participant is not None and participant.key not in batch:
-        batch.update(
+        batch.touch(
             {"PartitionKey": participant.partition, "RowKey": participant.key, "touchedAt": times.stamp(ctx.clock())},
             participant.etag,
-            merge=True,
         )
 
 
@@ -176,13 +176,14 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite_id: str) -> Non
 
 def decline(ctx: Context, caller: Caller, meeting_id: str) -> None:
     def change() -> None:
-        visible: Visible = load(ctx, caller, meeting_id)
+        seen = read(ctx, caller, meeting_id)
+        if access.usable_invite(caller.id, seen.invites) is None and access.declined_invite(caller.id, seen.invites):
+            return  # declined already (a declined invitee is no longer invited: only this stays theirs)
+        visible = relate(caller, seen)
         access.require(visible.role, Action.DECLINE, "Only an invitee can decline.")
         current = visible.invite
         if current is None:
             raise problems.Forbidden("You have no invite to decline.")
-        if current.status == "declined":
-            return
         batch = ctx.storage.batch(schema.MEETINGS, current.partition)
         batch.update(current.replace(status="declined").row(), current.etag)
         _touch(ctx, batch, visible.participant)

@@ -329,7 +329,8 @@ def test_closing_erases_declined_and_revoked_invites_and_removes_their_participa
     for meeting in (declined, kept):
         assert guest.call("POST", f"/meetings/{meeting['id']}/invites/mine/decline").status_code == 204
     assert owner.call("DELETE", f"/meetings/{revoked['id']}/invites/{invite_id(guest.email)}").status_code == 204
-    # Joining again accepts the declined invite anew (and gets a participant again) before closing.
+    # Invited again after declining, they join again (and get a participant again) before closing.
+    assert invite(owner, kept, (guest.email, "participant")).status_code == 201
     rejoined = guest.call("POST", f"/meetings/{kept['id']}/join").json()
     assert guest.call("DELETE", "/me").status_code == 204
     converge(app)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from dev.issuer.tokens import user_object_id
 from shared.schema import invite_id
 from tests.api.conftest import problem
@@ -13,13 +11,6 @@ from tests.api.test_convergence import converge, invite
 from tests.support import TENANT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="A host who declined keeps every host right: they still list the invites (every invitee's email), "
-    "invite participants and read sessions, though the contract counts a declined invitee as no longer "
-    "invited and the reconciler gives a declined invite no place.",
-)
 def test_a_host_who_declined_keeps_no_host_rights(dyte_app):
     app = dyte_app
     owner, host, other = app.user("owner"), app.user("host"), app.user("other")
@@ -38,13 +29,6 @@ def test_a_host_who_declined_keeps_no_host_rights(dyte_app):
     assert host.call("GET", f"{path}/sessions").status_code in (403, 404)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Re-inviting a declined invite clears its binding (the contract clears it only after a revocation), "
-    "so after the bound invitee declines and is invited again, another identity at the same address can take "
-    "the invite over.",
-)
 def test_a_binding_survives_a_decline_and_a_reinvite(dyte_app):
     app = dyte_app
     owner, guest = app.user("owner"), app.user("guest")
@@ -59,14 +43,6 @@ def test_a_binding_survives_a_decline_and_a_reinvite(dyte_app):
     problem(app.call("POST", f"{path}/join", other_identity), 404, "not-found")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="A caller's relation is looked up only by the addresses in the current token, never by identity: an "
-    "invitee bound to an invite and then revoked gets back into an organization meeting as a guest (with a "
-    "working provider token) once their UPN changes, though an explicit revocation must win whatever the "
-    "access and the invite is bound to their (tid, oid).",
-)
 def test_a_revoked_invitee_stays_out_after_their_address_changes(dyte_app):
     app = dyte_app
     owner = app.user("owner")

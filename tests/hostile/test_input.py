@@ -14,12 +14,6 @@ from tests.api.conftest import problem
 WELL_FORMED_CURSOR = "WyJzfCJd.AAAAAAAAAAAAAAAAAAAAAA"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="The per-meeting lists open the cursor before checking the meeting id: a non-ASCII id in the path with a "
-    "well-formed cursor raises UnicodeEncodeError in the cursor's HMAC and answers 500.",
-)
 @pytest.mark.parametrize("route", ["invites", "sessions", "recordings"])
 def test_a_non_ascii_meeting_id_with_a_cursor_is_not_a_500(dyte_app, route):
     owner = dyte_app.user("owner")
@@ -28,13 +22,6 @@ def test_a_non_ascii_meeting_id_with_a_cursor_is_not_a_500(dyte_app, route):
     assert response.headers["Content-Type"].startswith("application/problem+json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Changing the role of 49-50 invitees who have joined puts one touch of each participant row in the "
-    "invite's batch with the invites, the meeting row and the markers: over the 100-operation transaction "
-    "limit, a ValueError and a 500 for a valid request.",
-)
 def test_changing_the_role_of_fifty_joined_invitees_at_once_is_not_a_500(dyte_app):
     app = dyte_app
     owner = app.user("owner")
@@ -49,14 +36,6 @@ def test_changing_the_role_of_fifty_joined_invitees_at_once_is_not_a_500(dyte_ap
     assert response.status_code == 201
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Paging the meeting list across index partitions repeats a meeting the caller is related to twice (an "
-    "invite at each verified address, or owner and invitee): the next page starts each source after its own "
-    "consumed rows, so the other source's row of the same meeting comes again, the first time with the weaker "
-    "role.",
-)
 def test_paging_the_list_shows_each_meeting_once_with_the_strongest_role(dyte_app):
     app = dyte_app
     owner = app.user("owner")

@@ -111,15 +111,22 @@ class _Lost(ConnectionError):
 
 class LossyProxy(CountingProxy):
     """A table proxy that forwards matching requests to Azurite (so they commit) and then loses the answer,
-    as a connection reset or a timeout after the server committed does."""
+    as a connection reset or a timeout after the server committed does, or replaces it with a 5xx, as a
+    gateway that timed out after the server committed does."""
 
     def __init__(self, upstream_port: int):
         super().__init__(upstream_port)
         self._losses: list[list] = []
 
-    def lose(self, pattern: str, times: int = 1) -> None:
+    def lose(self, pattern: str, times: int = 1, status: int | None = None) -> None:
+        """Lose the answers of the next `times` requests whose path or body matches; with `status`, answer that."""
         with self._lock:
-            self._losses.append([re.compile(pattern), times])
+            self._losses.append([re.compile(pattern), times, status])
+
+    def unspent(self) -> int:
+        """How many answers asked for are not lost yet (a test whose pattern matched nothing tests nothing)."""
+        with self._lock:
+            return sum(loss[1] for loss in self._losses)
 
     def _send(self, method, path, body, headers):
         answer = super()._send(method, path, body, headers)
@@ -128,7 +135,9 @@ class LossyProxy(CountingProxy):
             for loss in self._losses:
                 if loss[1] > 0 and (loss[0].search(path) or loss[0].search(text)):
                     loss[1] -= 1
-                    raise _Lost
+                    if loss[2] is None:
+                        raise _Lost
+                    return loss[2], "Gateway Timeout", [("Content-Type", "text/plain")], b"lost"
         return answer
 
 

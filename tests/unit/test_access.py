@@ -80,13 +80,40 @@ def test_the_owner_is_the_owner_whatever_the_invites(people):
 
 
 @pytest.mark.parametrize("role", access.INVITE_ROLES)
-@pytest.mark.parametrize("status", ["pending", "accepted", "declined"])
+@pytest.mark.parametrize("status", ["pending", "accepted"])
 def test_an_invitee_acts_with_the_role_of_their_invite(people, role, status):
     owner, caller, _ = people
     meeting = factories.meeting(owner)
     invite = factories.invite(meeting, caller, role=role, status=status)
-    # A declined invite still relates them: joining again accepts it anew (followups.standing).
     assert access.relation(caller.id, meeting, [invite]) == (role, invite)
+
+
+@pytest.mark.parametrize("bound", ["", "caller"])
+def test_a_declined_invitee_is_no_longer_invited(people, bound):
+    """Contract: invitees are "pending or accepted, not revoked or declined"; only a revocation wins over access."""
+    owner, caller, _ = people
+    for meeting, expected in (
+        (factories.meeting(owner), None),
+        (factories.meeting(owner, access=Access.ORGANIZATION), (GUEST, None)),
+    ):
+        declined = factories.invite(meeting, caller, role=HOST, status="declined", bound_to=caller if bound else "")
+        assert access.relation(caller.id, meeting, [declined]) == expected
+        assert access.usable_invite(caller.id, [declined]) is None
+        assert access.declined_invite(caller.id, [declined]) == declined
+        pending = factories.invite(meeting, "carol.alias@contoso.test")
+        assert access.relation(caller.id, meeting, [declined, pending]) == (PARTICIPANT, pending)
+
+
+def test_a_revocation_bound_to_the_caller_keeps_them_out_whatever_address_it_went_to(people):
+    owner, caller, other = people
+    meeting = factories.meeting(owner, access=Access.ORGANIZATION)
+    revoked = factories.invite(meeting, "old.address@contoso.test", status="revoked", bound_to=caller)
+    assert access.relation(caller.id, meeting, [], bound=[revoked]) is None
+    assert access.relation(other.id, meeting, []) == (GUEST, None)
+    # A live invite bound to them but sent to an address they no longer have gives no role: invites match by address.
+    accepted = factories.invite(meeting, "old.address@contoso.test", role=HOST, status="accepted", bound_to=caller)
+    assert access.relation(caller.id, meeting, [], bound=[accepted]) == (GUEST, None)
+    assert access.relation(caller.id, factories.meeting(owner), [], bound=[accepted]) is None
 
 
 @pytest.mark.parametrize("bound", ["", "caller"])

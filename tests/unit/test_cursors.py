@@ -89,3 +89,14 @@ def test_only_the_string_issued_opens():
     body, _, signature = cursor.partition(".")
     for variant in (cursor + "!!!!", cursor + "====", f"{body}.{signature[:5]}!!!!{signature[5:]}"):
         refused(variant)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=40))
+def test_a_listing_named_by_any_text_refuses_a_cursor_not_issued_for_it(meeting_id):
+    """The listing names a meeting id from the URL path: whatever its characters, a cursor is a 400, never a 500."""
+    well_formed = "WyJzfCJd.AAAAAAAAAAAAAAAAAAAAAA"
+    for listing in (f"invites:{meeting_id}", f"sessions:{meeting_id}\udc80"):
+        refused(well_formed, listing=listing)
+        cursor = cursors.seal(KEY, listing, CALLER, "x")
+        assert cursors.open_(KEY, listing, CALLER, cursor) == "x"

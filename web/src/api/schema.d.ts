@@ -178,7 +178,14 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** The caller declines their invite */
+        /**
+         * The caller declines their invite
+         * @description The invite becomes `declined` and the meeting leaves the caller's list. A declined invitee is no
+         *     longer invited: until invited again they get 404 for the meeting (with `organization` access, the
+         *     guest view) and none of the invite's rights. Declining again is 204. An invite bound to the
+         *     caller by their first join stays bound to them when they are invited again (only a revocation
+         *     ends a binding).
+         */
         post: operations["declineInvite"];
         delete?: never;
         options?: never;
