@@ -14,7 +14,7 @@ from shared.schema import invite_id
 from tests.api.conftest import problem
 from tests.api.test_convergence import converge
 from tests.api.test_joins import participants
-from tests.hostile.tools import lossy_app, poll, row, table
+from tests.hostile.tools import leftovers, lossy_app, poll, row, table
 
 
 def age_token(app, meeting, user_id: str) -> None:
@@ -89,3 +89,33 @@ def test_a_closing_whose_tombstone_answer_is_lost_answers_204(lossy):
     poll(lambda: owner.call("GET", "/me").status_code == 403)  # committed: refused within the gate's 2 s
     problem(owner.call("GET", "/me"), 403, "forbidden")
     assert closing.status_code == 204, closing.text
+
+
+UNTIL_CLEARED = 10**6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="accounts._invites finds the invites to erase only through the invitee index (Invitations, partition "
+    "= invite id), which the meeting's follow-up writes after the invite commits; an invite whose index row is "
+    "not written yet when the close-account job runs (its follow-up retrying) is never found: the invite row "
+    "keeps the closed account's address, and the follow-up then indexes it",
+)
+def test_closing_erases_an_invite_whose_index_row_is_still_owed(dyte_app):
+    app = dyte_app
+    owner, invitee = app.user("owner"), app.user("invitee")
+    meeting = owner.create(title="Index lagging")
+    user_id = invitee.call("GET", "/me").json()["id"]
+    app.storage.tables.fail("PUT", r"Invitations\(", times=UNTIL_CLEARED)  # the invitee index is unwritable
+    try:
+        body = {"invitees": [{"email": invitee.email, "role": "participant"}]}
+        assert owner.call("POST", f"/meetings/{meeting['id']}/invites", json=body).status_code == 201
+        assert invitee.call("DELETE", "/me").status_code == 204
+        closing = (schema.PENDING, schema.PENDING_PARTITION, schema.pending_close(user_id))
+        poll(lambda: row(app, *closing) is None, timeout=60)  # the close-account job finished
+    finally:
+        app.storage.tables.clear_faults()
+    converge(app, timeout=60)
+    invites = owner.call("GET", f"/meetings/{meeting['id']}/invites").json()["items"]
+    assert [i["email"] for i in invites] == []
+    assert leftovers(app, invitee.email) == []
