@@ -1,5 +1,5 @@
-"""The fixes of the first hostile review, attacked again: each test here reproduces a defect left (strict xfail),
-written to pass once it is fixed."""
+"""The fixes of the first hostile review, attacked again: each test here reproduced a defect they left (a
+strict xfail until it was fixed), and now holds its fix."""
 
 from __future__ import annotations
 
@@ -30,14 +30,6 @@ def age_token(app, meeting, user_id: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="joins._rejoin: a refresh that finds the participant gone (the revocation's follow-up deleted it while "
-    "the join waited on the provider) goes to _claim_and_add with the Visible read before the revocation; the "
-    "takeover claim (_wait_for_claim -> _claim(takeover=row)) and _add never re-read the caller's right, and the "
-    "final write binds no invite (already bound), so nothing guards it: the revoked invitee gets a new provider "
-    "participant and a working token",
-)
 def test_a_rejoin_racing_a_revocation_leaves_the_revoked_invitee_no_token(dyte_app):
     app = dyte_app
     owner, guest = app.user("owner"), app.user("guest")
@@ -74,12 +66,6 @@ def lossy(storage, provider, issuer):
     proxy.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="closed_accounts.ClosedAccounts.close: the tombstone is a bare create_entity, not read back when its "
-    "answer is lost (the unit of work's read-back covers Batch only), so a closing that committed answers 503 "
-    "('nothing was committed') while every instance refuses the account from then on",
-)
 def test_a_closing_whose_tombstone_answer_is_lost_answers_204(lossy):
     app, proxy = lossy
     owner = app.user("owner")
@@ -122,13 +108,6 @@ def test_closing_erases_an_invite_whose_index_row_is_still_owed(dyte_app):
     assert leftovers(app, invitee.email) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="joins._join: a guest's first join reads its right (organization access), then writes its "
-    "participation and claim and adds the participant; nothing it writes is guarded by the meeting row, so an "
-    "owner narrowing access to invited in between (whose follow-up finds no guest participant yet to remove) "
-    "does not stop it: the guest gets a working token and stays at the provider of an invited-only meeting",
-)
 def test_a_guests_first_join_racing_access_narrowing_leaves_no_guest_at_the_provider(lossy):
     app, proxy = lossy
     owner, guest = app.user("owner"), app.user("guest")
@@ -153,13 +132,6 @@ def test_a_guests_first_join_racing_access_narrowing_leaves_no_guest_at_the_prov
     assert participants(app, meeting) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="joins._remember: when the final write finds the row changed (a revocation while the provider added "
-    "the participant), the follow-up that must remove that participant is marked in a batch of its own; when "
-    "that batch fails (its pending entry cannot be announced), _add only marks the claim uncertain and answers "
-    "503: no marker and no pending entry are left, so the revoked invitee's participant stays at the provider",
-)
 def test_a_first_join_racing_a_revocation_leaves_no_participant_when_its_follow_up_cannot_be_marked(dyte_app):
     app = dyte_app
     owner, guest = app.user("owner"), app.user("guest")
@@ -185,13 +157,6 @@ def test_a_first_join_racing_a_revocation_leaves_no_participant_when_its_follow_
     assert participants(app, meeting) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="joins._add leaves an ambiguous add (a timeout) as an 'uncertain' claim that only a later join of the "
-    "same user adopts; the follow-up of a revocation that runs before the provider applies that add (a request "
-    "the provider processes after our client gave up) lists nothing, clears the claim row and its markers, and "
-    "nothing looks again: the revoked invitee's participant (with their name) stays at the provider for good",
-)
 def test_a_timed_out_first_join_applied_after_the_revocation_leaves_no_participant(dyte_app):
     app = dyte_app
     owner, guest = app.user("owner"), app.user("guest")
