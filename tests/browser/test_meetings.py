@@ -251,7 +251,16 @@ def test_account_export_and_closing(erin: Person):
     erin.page.get_by_role("dialog").get_by_role("button", name="Close my account for good").click()
     erin.heading("Sign in")
     expect(erin.page.get_by_role("status")).to_have_text("Your account is closed.")
+    # The sign-out return's `?state=` is gone, so signing in again does not bring it back either.
+    expect(erin.page).not_to_have_url(re.compile(r"[?&]state="))
     erin.check_accessibility("sign in")
+
+    # Signing in again, the closed account is told so in the API's words, not a role's refusal.
+    erin.sign_in()
+    erin.heading("Account closed")
+    expect(erin.page.get_by_role("alert")).to_have_text("This account was closed.")
+    expect(erin.page).not_to_have_url(re.compile(r"[?&]state="))
+    erin.check_accessibility("account closed")
 
 
 def test_the_first_page_leaves_the_video_kits_for_later(carol: Person):
