@@ -156,7 +156,7 @@ def test_owner_and_invitee_meet_in_the_local_room(alice: Person, bob: Person):
     bob.check_accessibility("meeting not found")
 
 
-def test_a_guest_asks_to_join_and_the_owner_lets_them_in(alice: Person, carol: Person):
+def test_a_guest_asks_to_join_and_the_owner_lets_them_in(stack: Stack, alice: Person, carol: Person):
     alice.sign_in()
     meeting_id = create_meeting(alice, "Open office hours", organization=True)
     expect(alice.page.get_by_text("Anyone in the organization with the link")).to_be_visible()
@@ -176,6 +176,20 @@ def test_a_guest_asks_to_join_and_the_owner_lets_them_in(alice: Person, carol: P
     alice.page.get_by_role("button", name="Let Carol Example in").click()
     expect(carol.page.get_by_role("heading", name="In the call (2)")).to_be_visible()
     expect(alice.page.get_by_role("heading", name="Asking to join (0)")).to_be_visible()
+    # Let in, Carol is in a call like anyone's; the others see she came as a guest.
+    carol.heading("Call: Open office hours")
+    expect(alice.page.get_by_role("listitem").filter(has_text="Carol Example")).to_have_text("Carol Example (guest)")
+    expect(carol.page.get_by_role("listitem").filter(has_text="Alice Example")).to_have_text("Alice Example")
+    carol.page.get_by_role("button", name="Leave the call").click()
+    expect(carol.page.get_by_role("status")).to_have_text("You left the call.")
+    carol.heading("Call: Open office hours")
+
+    # Cancelled: everyone who still sees the meeting is told so, not only its owner.
+    cancelled = stack.app.call("DELETE", f"/meetings/{meeting_id}", stack.token(alice.email), headers={"If-Match": "*"})
+    assert cancelled.status_code == 204, cancelled.text
+    carol.page.get_by_role("link", name="Back to the meeting").click()
+    carol.heading("Open office hours")
+    expect(carol.page.get_by_role("status")).to_have_text("The meeting is cancelled.")
 
 
 def test_problems_read_as_sentences(stack: Stack, alice: Person, bob: Person):

@@ -24,6 +24,8 @@ export function MeetingActions({ meeting, onChanged, onDeclined }: Props) {
   const acting = useAction();
   const role = meeting.myRole;
   const open = meeting.status !== "cancelled";
+  // Whoever sees a cancelled meeting (owner, host, anyone) is told why there is nothing to do in it.
+  const notice = done ?? (open ? null : "The meeting is cancelled.");
 
   const act = async (action: Exclude<Asking, null>) => {
     const work = {
@@ -73,9 +75,9 @@ export function MeetingActions({ meeting, onChanged, onDeclined }: Props) {
           </button>
         )}
       </div>
-      {done && (
+      {notice && (
         <p role="status" className="notice">
-          {done}
+          {notice}
         </p>
       )}
       <ProblemNotice
