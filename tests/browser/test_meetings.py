@@ -105,19 +105,22 @@ def test_owner_and_invitee_meet_in_the_local_room(alice: Person, bob: Person):
     attendance = page.get_by_role("region", name="Attendance")
 
     def both_attended():
+        # Refreshing attendance refreshes the meeting too: the webhooks made it live.
         attendance.get_by_role("button", name="Refresh attendance").click()
         expect(attendance.get_by_role("row", name=re.compile("Bob Example"))).to_contain_text("Still there")
         expect(attendance.get_by_role("row", name=re.compile("Alice Example"))).not_to_contain_text("Still there")
+        expect(page.locator(".details")).to_contain_text("Live now", timeout=2_000)
 
     eventually(both_attended)
     alice.check_accessibility("meeting page with attendance")
 
-    # The webhooks made the meeting live: the owner ends the session, and Bob is told so.
-    page.reload()
+    # The owner ends the session, and Bob is told so; the owner's page follows without a reload.
     page.get_by_role("button", name="End the session for everyone").click()
     page.get_by_role("dialog").get_by_role("button", name="End it for everyone").click()
     expect(bob.page.get_by_role("status")).to_have_text("The session was ended for everyone.")
     bob.check_accessibility("session ended")
+    expect(page.locator(".details")).to_contain_text("Last session ended")
+    expect(page.get_by_role("button", name="End the session for everyone")).to_have_count(0)
     bob.page.get_by_role("button", name="Join again").click()
     expect(bob.page.get_by_role("heading", name="In the call (1)")).to_be_visible()
 
