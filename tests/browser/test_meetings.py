@@ -220,12 +220,16 @@ def test_problems_read_as_sentences(stack: Stack, alice: Person, bob: Person):
     )
     assert elsewhere.status_code == 200, elsewhere.text
     page.get_by_label("Title").fill("Planning, day two")
+    page.get_by_label("Description (optional)").fill("Agenda first")
     page.get_by_role("button", name="Save changes").click()
     alert = page.get_by_role("alert")
-    expect(alert).to_contain_text("This meeting was changed elsewhere. Reload to see the latest version.")
+    expect(alert).to_contain_text("This meeting was changed elsewhere. Reload to see the latest version")
     alice.check_accessibility("edit conflict")
+    # Reloading keeps her change where nobody else changed the same field; the title was, so theirs wins.
     alert.get_by_role("button", name="Reload").click()
     expect(page.get_by_label("Title")).to_have_value("Planning (moved)")
+    expect(page.get_by_label("Description (optional)")).to_have_value("Agenda first")
+    expect(page.get_by_role("status")).to_contain_text("Your change to the title was not kept")
 
     # Too early to join: Bob is told when he can, in his own time, with the date (it is not today).
     bob.sign_in(f"/meetings/{meeting_id}")
