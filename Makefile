@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format bench setup clean
+.PHONY: run test test-model lint format bench setup clean
 
 setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed
 
@@ -47,6 +47,12 @@ format: $(VENV)/.installed
 
 test: setup lint
 	$(PY) -m pytest
+
+# The model-based convergence test, long (README "Convergence under failure"); failures are shrunk.
+MODEL_MINUTES ?= 10
+test-model: setup
+	MODEL_MINUTES=$(MODEL_MINUTES) MODEL_EXAMPLES=$${MODEL_EXAMPLES:-20} MODEL_STEPS=$${MODEL_STEPS:-50} \
+		$(PY) -m pytest tests/convergence/test_model.py -p no:cacheprovider -s
 
 clean:
 	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .ruff_cache .hypothesis .local
