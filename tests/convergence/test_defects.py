@@ -74,3 +74,27 @@ def test_a_join_retried_while_a_timed_out_add_is_still_landing_leaves_one_partic
     time.sleep(2.2)  # the first add lands
     world.converge()
     assert world.divergences() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "D9: closing an account finds the invites addressed to it only through the invitee index, which is "
+        "derived and written after the invite commits (the follow-up); an invite whose index row is not written "
+        "yet (its follow-up failed or its instance died, and is retried later) survives the closing with the "
+        "closed account's address, and the owner's invite list keeps showing it (shared/accounts.py _invites)"
+    ),
+)
+def test_closing_an_account_erases_an_invite_whose_index_row_was_late(world: World) -> None:
+    olga, gus = world.person("olga"), world.person("gus")
+    meeting_id = world.create(world.ctx, olga, {"title": "Late index"}).body["id"]
+    # The invite commits; writing its index row fails, and its follow-up is retried later.
+    world.rig.tables.fail("PUT", world.prefix + "Invitations", status=503, times=3)
+    try:
+        assert world.invite(world.ctx, olga, meeting_id, [{"email": gus.emails[0], "role": "participant"}]).ok
+    finally:
+        world.rig.tables.clear_faults()
+    assert world.close(world.ctx, gus).status == 204
+    world.drain(world.ctx)  # the closing runs first; the follow-up's retry is still waiting its turn
+    world.converge()
+    assert world.divergences() == []

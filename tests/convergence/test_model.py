@@ -1,6 +1,8 @@
 """Model-based test: people create, invite, change roles, revoke, decline, join, narrow access, cancel and close
 their accounts in random order, with provider and storage faults, instance crashes and webhooks in between;
-whenever the faults clear and the background work has run, the invariant checker finds nothing.
+whenever the faults clear and the background work has run, the invariant checker finds nothing. A divergence
+that is the mark of a known defect (`known_defect`) is counted and let pass: each has a strict xfail of its own
+(test_matrix.KNOWN_DEFECTS, test_defects), and must not hide anything else.
 
 In-process (`world.World`), for the same reasons as the fault matrix: hundreds of operations per minute, an
 injected clock to move the background work along, and faults and crashes placed exactly. Bounded in
@@ -339,6 +341,9 @@ def known_defect(line: str, world: World, late_answers: bool) -> str | None:
         )
         if all(own.fullmatch(place) for place in places):
             return "D6"  # an owner's attendance in their own meetings
+        invite = re.compile(r"Meetings m\|\S+\|i\|\S+ \(email\)|the owner's view: invites of \S+")
+        if all(invite.fullmatch(place) for place in places):
+            return "D9"  # an invite whose index row was late when the account closed
     return None
 
 
