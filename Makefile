@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-model lint format bench setup clean
+.PHONY: run test test-model lint format bench bench-scale setup clean web-check
 
-setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed
+setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed web/node_modules/.installed \
+	$(VENV)/.browser-installed /usr/bin/chromium
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,10 @@ run:
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench
 
+# A few minutes more: 100,000 meetings seeded into Azurite; sweeps, reads and webhooks at 1,000 and at 100,000.
+bench-scale: $(VENV)/.installed node_modules/.installed
+	$(PY) -m bench.scale
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -45,7 +50,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: setup lint
+test: setup lint web-check
 	$(PY) -m pytest
 
 # The model-based convergence test, long (README "Convergence under failure"); failures are shrunk.
@@ -54,5 +59,32 @@ test-model: setup
 	MODEL_MINUTES=$(MODEL_MINUTES) MODEL_EXAMPLES=$${MODEL_EXAMPLES:-20} MODEL_STEPS=$${MODEL_STEPS:-50} \
 		$(PY) -m pytest tests/convergence/test_model.py -p no:cacheprovider -s
 
+# The SPA (web/, see web/README.md): its own pinned npm packages, Vitest, the type check and the build.
+WEB_INPUTS := $(shell find web/src -type f) web/index.html web/package.json web/tsconfig.json web/vite.config.ts \
+	openapi.yaml
+
+web/node_modules/.installed: web/package.json web/package-lock.json
+	npm --prefix web ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web/dist/index.html: web/node_modules/.installed $(WEB_INPUTS)
+	npm --prefix web run build
+
+# Vitest before the build: it fails on API types older than openapi.yaml, which the build regenerates.
+web-check: web/node_modules/.installed
+	npm --prefix web test
+	$(MAKE) web/dist/index.html
+
+# The browser tests (tests/browser) drive Debian's Chromium: nothing downloads a browser.
+/usr/bin/chromium:
+	@if [ "$$(id -u)" != 0 ]; then echo "the browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+$(VENV)/.browser-installed: $(VENV)/.installed tests/browser/requirements.txt
+	$(VENV)/bin/pip install --quiet -r tests/browser/requirements.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .ruff_cache .hypothesis .local
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .ruff_cache .hypothesis .local web/node_modules web/dist \
+		tests/browser/output

@@ -20,6 +20,7 @@ from shared import (
     openapi,
     outbox,
     pending,
+    recordings,
     retention,
     validation,
 )
@@ -233,6 +234,7 @@ def apply_webhook_event(message: func.QueueMessage) -> None:
 JOB_HANDLERS: dict[jobs.Kind, jobs.Handler] = {
     jobs.Kind.FOLLOW_UP: followups.run_job,
     jobs.Kind.CLOSE_ACCOUNT: accounts.close_job,
+    jobs.Kind.COPY_RECORDING: recordings.copy_job,
 }
 
 
@@ -252,6 +254,7 @@ def send_mail(message: func.QueueMessage) -> None:
 @endpoint.background
 def sweep_pending(timer: func.TimerRequest) -> None:
     pending.sweep(ctx)
+    health.record(ctx)
 
 
 @app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)

@@ -1,1 +1,2 @@
-"""The bench: `python -m bench` (`make bench`). See bench/__main__.py and docs/performance.md."""
+"""The benches: `python -m bench` (`make bench`) and `python -m bench.scale` (`make bench-scale`).
+See bench/__main__.py, bench/scale.py and docs/performance.md."""

@@ -8,7 +8,9 @@ Per operation: one request at a time on a kept-alive connection, timed at the cl
 servers (storage at the proxies, provider calls at the stand-in). Meanwhile the app's queue consumers
 are paused (the proxy answers their polls 503), so nothing in the background adds to a sample's counts.
 Webhook apply is `shared.events.apply.run` itself, called here against the same storage through the
-proxy, once for each delivery the receiver accepted: the function's own latency, without queue polling.
+proxy with the message the receiver queued for each delivery: the function's own latency, without queue
+polling. The follow-up a status change queues is run here after its sample (as the jobs queue would run
+it within seconds), uncounted, so the next event meets the meeting as a deployment would.
 
 Concurrent: `clients` threads play a morning of meetings, each running one meeting's story after
 another (create, invite, lists, gets, joins, a rejoin, the provider's webhooks) with every consumer
@@ -20,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
+import re
 import statistics
 import tempfile
 import threading
@@ -34,23 +38,27 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
-from azure.storage.queue import QueueClient
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from dev.azurite import Azurite
 from dev.harness import ROOT, TENANT, App, Counts, Storage, User, app_environment, start_app
 from dev.issuer import Issuer, user_object_id
 from dev.provider import ProviderStandIn, webhooks
-from shared import jobs, meetings, times
+from shared import accounts, followups, jobs, recordings, schema, times
 from shared import settings as app_settings
 from shared.auth import public_id
 from shared.context import Context
-from shared.events import apply, deliveries, state
+from shared.events import apply, deliveries
 from shared.joins import TOKEN_REUSE
 from shared.provider import clients_from_settings
 from shared.storage import Storage as AppStorage
 
 OWNERS = 10  # per-operation creates are spread over owners, well inside 30 a minute each
+KEYED_OWNERS = 20  # creates with an Idempotency-Key and their replays (both count against the limit)
+HOSTS = 20  # creates with seven invitees (the capacity workload's meeting of eight)
+STRANGERS = 10  # refused joins, well inside 60 a minute each
 MEETINGS_PER_OWNER = 5  # the concurrent phase: five meetings a morning per owner
 NO_LOCAL_SETTINGS = ROOT / "bench" / "no-local.settings.json"  # hermetic: settings from the environment only
 
@@ -99,6 +107,30 @@ def stack() -> Iterator[Stack]:
         running = Stack(app, ctx, key, Path(log.name))
         stop.callback(lambda: running.keep_log or running.log.unlink())
         yield running
+
+
+def machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo")
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor() or "unknown",
+        )
+        if cpuinfo.exists()
+        else platform.processor()
+    )
+    package = json.loads((ROOT / "node_modules" / "azurite" / "package.json").read_text())
+    return {
+        "cpus": len(os.sched_getaffinity(0)),  # what `nproc` prints
+        "cpuModel": model,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "azurite": package["version"],
+    }
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -191,17 +223,64 @@ class Recorder:
 def _consumers(stack: Stack, paused: bool) -> None:
     proxy = stack.storage.queues
     if paused:
-        proxy.fail("GET", rf"/{stack.app.prefix}({jobs.QUEUE}|{deliveries.QUEUE})/messages", times=10**9)
+        queues = "|".join(re.escape(name) for name in schema.QUEUES)
+        proxy.fail("GET", rf"/{stack.app.prefix}({queues})/messages", times=10**9)
     else:
         proxy.clear_faults()
 
 
 def _clear_queues(stack: Stack) -> None:
     """Drop what piled up while the consumers were paused (applied here already, or jobs nobody needs)."""
-    for name in (jobs.QUEUE, deliveries.QUEUE):
+    for name in schema.QUEUES:
         queue = QueueClient.from_connection_string(stack.storage.server.connection_string, stack.app.prefix + name)
-        with queue:
+        with queue, contextlib.suppress(ResourceNotFoundError):
             queue.clear_messages()
+
+
+def queued_deliveries(stack: Stack) -> dict[str, str]:
+    """Take every message off the webhook queue (its consumer paused): the message as the applier gets it,
+    by delivery key."""
+    return take_deliveries(stack.storage.server.connection_string, stack.app.prefix + schema.WEBHOOK_QUEUE)
+
+
+def run_jobs(ctx: Context, connection_string: str) -> int:
+    """Run what the jobs queue holds here, as its consumer would (the app's consumers are paused): the
+    follow-up a status change queued clears its marker, as it does within seconds in a deployment. How many."""
+    name = ctx.storage.queue_name(schema.JOBS_QUEUE)
+    # As function_app.py wires them (it is not imported here: it reads the settings of a deployment).
+    handlers = {
+        jobs.Kind.FOLLOW_UP: followups.run_job,
+        jobs.Kind.CLOSE_ACCOUNT: accounts.close_job,
+        jobs.Kind.COPY_RECORDING: recordings.copy_job,
+    }
+    done = 0
+    with QueueClient.from_connection_string(
+        connection_string, name, message_decode_policy=TextBase64DecodePolicy()
+    ) as queue:
+        while True:
+            batch = list(queue.receive_messages(messages_per_page=32, visibility_timeout=300, max_messages=32))
+            if not batch:
+                return done
+            for message in batch:
+                jobs.run(ctx, message.content, handlers)
+                queue.delete_message(message)
+                done += 1
+
+
+def take_deliveries(connection_string: str, name: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    with QueueClient.from_connection_string(
+        connection_string, name, message_decode_policy=TextBase64DecodePolicy()
+    ) as queue:
+        while True:
+            batch = list(queue.receive_messages(messages_per_page=32, visibility_timeout=300, max_messages=32))
+            if not batch:
+                return found
+            for message in batch:
+                text = message.content
+                key = text if deliveries.KEY.fullmatch(text) else json.loads(text)["key"]
+                found[key] = text
+                queue.delete_message(message)
 
 
 @dataclass
@@ -215,6 +294,9 @@ def per_operation(stack: Stack, samples: int) -> Sequential:
     app = stack.app
     recorder = Recorder(app)
     owners = [app.user(f"owner{n}") for n in range(OWNERS)]
+    keyed_owners = [app.user(f"keyed{n}") for n in range(KEYED_OWNERS)]
+    strangers = [app.user(f"stranger{n}") for n in range(STRANGERS)]
+    hosts = [app.user(f"host{n}") for n in range(HOSTS)]
     guests = [app.user(f"guest{n}") for n in range(samples)]
     _warm_up(stack, recorder)
     _consumers(stack, paused=True)
@@ -224,6 +306,16 @@ def per_operation(stack: Stack, samples: int) -> Sequential:
         for n in range(samples):
             body = {"title": f"Bench {n}", "startsAt": starts_soon(), "timeZone": "Europe/Berlin"}
             created.append(recorder.request("create", owners[n % OWNERS], "POST", "/meetings", 201, json=body))
+        for n in range(samples):
+            body = {"title": f"Keyed {n}", "startsAt": starts_soon(), "timeZone": "Europe/Berlin"}
+            keyed = {"Idempotency-Key": str(uuid.uuid4())}
+            owner = keyed_owners[n % KEYED_OWNERS]
+            recorder.request("create (key)", owner, "POST", "/meetings", 201, json=body, headers=keyed)
+            recorder.request("create (replay)", owner, "POST", "/meetings", 201, json=body, headers=keyed)
+        for n in range(samples):
+            invitees = [{"email": f"team{n}-{k}@contoso.test", "role": "participant"} for k in range(7)]
+            body = {"title": f"Team {n}", "startsAt": starts_soon(), "timeZone": "Europe/Berlin", "invitees": invitees}
+            recorder.request("create (7 invitees)", hosts[n % HOSTS], "POST", "/meetings", 201, json=body)
         paths = [f"/meetings/{meeting['id']}" for meeting in created]
         for n, path in enumerate(paths):
             recorder.request("get", owners[n % OWNERS], "GET", path, 200)
@@ -237,22 +329,37 @@ def per_operation(stack: Stack, samples: int) -> Sequential:
             recorder.request("first join", guests[n], "POST", f"{path}/join", 200)
             joined_at.append(time.monotonic())
         for n, path in enumerate(paths):
+            recorder.request("refused join", strangers[n % STRANGERS], "POST", f"{path}/join", 404)
+        for n, path in enumerate(paths):
             # Past the token-reuse window, so each rejoin takes the path the budget is for: a token refresh.
             time.sleep(max(0.0, joined_at[n] + TOKEN_REUSE.total_seconds() + 0.2 - time.monotonic()))
             recorder.request("rejoin", guests[n], "POST", f"{path}/join", 200)
         # Each meeting's session, as the provider reports it: five events with a recording.
-        stories = []
+        stories, told = [], []
         for n, meeting in enumerate(created):
             opening, closing = session_events(stack, meeting, [guests[n]])
             recording = webhooks.recording_status(meeting["providerMeetingId"], str(uuid.uuid4()), status="UPLOADED")
-            stories += [*opening, *closing, recording]
-        accepted = [(payload["event"], signed(stack, payload)) for payload in stories[:samples]]
-        for _, delivery in accepted:
-            recorder.deliver("webhook accept", delivery)
+            story = [*opening, *closing, recording]
+            if len(stories) + len(story) > samples and stories:
+                break
+            stories += story
+            told.append(n)
+        accepted = [(payload["event"], signed(stack, payload)) for payload in stories]
         by_event = defaultdict(list)
         for event, delivery in accepted:
-            recorder.timed("webhook apply", lambda key=delivery.key: apply.run(stack.ctx, key))
+            recorder.deliver("webhook accept", delivery)
+            message = queued_deliveries(stack)[delivery.key]
+            recorder.timed("webhook apply", lambda message=message: apply.run(stack.ctx, message))
             by_event[event].append(recorder.samples["webhook apply"][-1])
+            follow_up = Recorder(app)
+            if follow_up.timed("status follow-up", lambda: run_jobs(stack.ctx, stack.storage.server.connection_string)):
+                recorder.samples["status follow-up"] += follow_up.samples["status follow-up"]
+            # The provider sends the same body again (our answer was lost): recognised, and not queued, as applied.
+            recorder.deliver("webhook repeat", delivery)
+        for n in told:
+            owner = owners[n % OWNERS]
+            recorder.request("sessions page", owner, "GET", f"{paths[n]}/sessions", 200)
+            recorder.request("recordings page", owner, "GET", f"{paths[n]}/recordings", 200)
     finally:
         _clear_queues(stack)
         _consumers(stack, paused=False)
@@ -276,21 +383,23 @@ def _warm_up(stack: Stack, recorder: Recorder) -> None:
 
 
 def _warm_up_here(stack: Stack, recorder: Recorder) -> None:
-    """The same for this process's clients: apply one session of a meeting with an invitee (jobs queue too)."""
+    """The same for this process's clients: apply one session of a meeting with an invitee, and run the
+    follow-ups it queues (jobs queue too)."""
     owner, guest = stack.app.user("warmhere"), stack.app.user("warmhereguest")
     body = {"title": "Warm-up here", "invitees": [{"email": guest.email, "role": "participant"}]}
     meeting = recorder.request(None, owner, "POST", "/meetings", 201, json=body)
     opening, closing = session_events(stack, meeting, [guest])
     for delivery in (signed(stack, payload) for payload in (*opening, *closing)):
         recorder.deliver(None, delivery)
-        apply.run(stack.ctx, delivery.key)
+        apply.run(stack.ctx, queued_deliveries(stack)[delivery.key])
+        run_jobs(stack.ctx, stack.storage.server.connection_string)  # its follow-ups, so no sample runs them
 
 
 def bare_round_trip(stack: Stack, meeting_id: str, samples: int) -> dict[str, Any]:
     """A point read of an existing entity (a meeting row) with the SDK the app uses, on a kept-alive
     connection: straight to Azurite (the unit of the ratios), and through the counting proxy as the app goes."""
-    name = f"{stack.app.prefix}{meetings.MEETINGS_TABLE}"
-    keys = (meetings.owner_partition(meeting_id), meetings.meeting_row_key(meeting_id))
+    name = f"{stack.app.prefix}{schema.MEETINGS}"
+    keys = (schema.owner_partition(meeting_id), schema.meeting_key(meeting_id))
     result: dict[str, Any] = {"what": "TableClient.get_entity of a meeting row"}
     for label, connection in (("direct", stack.storage.server.connection_string), ("proxied", None)):
         with TableClient.from_connection_string(connection or stack.storage.connection_string, name) as table:
@@ -427,7 +536,7 @@ def _cpu_seconds(stack: Stack) -> dict[str, float]:
 
 def _lag(stack: Stack, keys: set[str], timeout: float = 120.0) -> dict[str, Any]:
     """Receive -> applied, per delivery, from the rows' `receivedAt` and `settledAt` (both the app's clock)."""
-    name = stack.app.prefix + deliveries.DELIVERIES_TABLE
+    name = stack.app.prefix + schema.DELIVERIES
     deadline = time.monotonic() + timeout
     with TableClient.from_connection_string(stack.storage.server.connection_string, name) as table:
         while True:
@@ -436,7 +545,7 @@ def _lag(stack: Stack, keys: set[str], timeout: float = 120.0) -> dict[str, Any]
                 query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
                 found = table.query_entities(
                     query,
-                    parameters={"pk": shard, "low": deliveries.RECORD, "high": state.after(deliveries.RECORD)},
+                    parameters={"pk": shard, "low": deliveries.RECORD, "high": schema.after(deliveries.RECORD)},
                     select=["RowKey", "receivedAt", "settledAt"],
                 )
                 rows.update({row["RowKey"].removeprefix(deliveries.RECORD): row for row in found})

@@ -55,8 +55,9 @@ class Storage:
     queues: CountingProxy
 
     @classmethod
-    def start(cls, server: azurite_module.Azurite) -> Storage:
-        return cls(server, CountingProxy(server.table_port).start(), CountingProxy(server.queue_port).start())
+    def start(cls, server: azurite_module.Azurite, proxy: type[CountingProxy] = CountingProxy) -> Storage:
+        """`proxy`: the proxy class in front of each endpoint (the scale bench keeps every request's bytes)."""
+        return cls(server, proxy(server.table_port).start(), proxy(server.queue_port).start())
 
     def stop(self) -> None:
         self.tables.stop()
@@ -188,16 +189,18 @@ def start_app(
     video_provider: str,
     prefix: str | None = None,
     stderr: IO[Any] | None = None,
+    cors: str = SPA_ORIGIN,
     **overrides: str,
 ) -> App:
-    """The dev host serving `function_app.py` on a free port, healthy; `stderr` takes its log (default: ours)."""
+    """The dev host serving `function_app.py` on a free port, healthy; `stderr` takes its log (default: ours);
+    `cors`: the SPA origin it allows."""
     port = free_port()
     prefix = prefix or "t" + uuid.uuid4().hex[:10]
     environment = app_environment(
         storage, provider, issuer, VIDEO_PROVIDER=video_provider, TABLE_PREFIX=prefix, **overrides
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "dev.host", "--port", str(port), "--cors", SPA_ORIGIN],
+        [sys.executable, "-m", "dev.host", "--port", str(port), "--cors", cors],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.DEVNULL,

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import requests
+
 from dev.azurite import Azurite
 from shared.settings import read_values
 
@@ -410,10 +412,12 @@ def run(stack: Stack, with_web: bool, config_path: Path) -> int:
 
     cors = ",".join(plan.cors)
     if shutil.which("func") and os.environ.get("MEETINGS_USE_FUNC") == "1":
-        app = stack.spawn("func start", ["func", "start", "--port", str(plan.app_port), "--cors", cors])
+        app_name = "func start"
+        app = stack.spawn(app_name, ["func", "start", "--port", str(plan.app_port), "--cors", cors])
         timeout = 120.0
     else:
-        app = stack.python("app", ["dev.host", "--port", str(plan.app_port), "--cors", cors], quiet=False)
+        app_name = "app"
+        app = stack.python(app_name, ["dev.host", "--port", str(plan.app_port), "--cors", cors], quiet=False)
         timeout = 60.0
     stack.wait_for_url(f"{plan.api_url}/health", app, "the app", timeout)
     _step(f"app: {plan.api_url} (CORS: {cors})")
@@ -434,11 +438,33 @@ def run(stack: Stack, with_web: bool, config_path: Path) -> int:
         _step(f"SPA: {plan.spa_url}")
     _summary(plan, with_web)
 
+    # Core Tools schedules the timers itself; the dev host does not.
+    timers = None if app_name == "func start" else Timers(plan.api_url.removesuffix("/api"))
     while all(process.poll() is None for _, process in stack.processes):
+        if timers is not None:
+            timers.tick()
         time.sleep(0.5)
     stopped = next(name for name, process in stack.processes if process.poll() is not None)
     print(f"{stopped} stopped; shutting the stack down", file=sys.stderr)
     return 1
+
+
+class Timers:
+    """The dev host schedules no timer: run the app's sweeps on their schedule here, as Azure would, so work
+    that failed is retried locally too."""
+
+    def __init__(self, base_url: str):
+        self._base_url = base_url
+        self._every = {"sweep_pending": 60.0, "sweep_webhook_events": 300.0}
+        self._due = {name: time.monotonic() + every for name, every in self._every.items()}
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for name, due in self._due.items():
+            if now >= due:
+                self._due[name] = now + self._every[name]
+                with contextlib.suppress(requests.RequestException):
+                    requests.post(f"{self._base_url}/admin/functions/{name}", json={"input": ""}, timeout=5)
 
 
 def _step(text: str) -> None:

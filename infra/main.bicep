@@ -69,11 +69,14 @@ param instanceMemoryMB int = 2048
 @description('Health check path probed by the platform. Empty turns the health check off.')
 param healthCheckPath string = '/api/health'
 
-@description('The SPA\'s address (APP_BASE_URL): join links in emails are APP_BASE_URL/meetings/{id}.')
-param appBaseUrl string = 'http://localhost:5173'
+@description('The SPA\'s address (APP_BASE_URL): join links in emails are APP_BASE_URL/meetings/{id}. Empty: the Static Web App\'s own address (https://<name>.azurestaticapps.net). A bare origin, no trailing slash.')
+param appBaseUrl string = ''
 
-@description('Comma-separated origins allowed by CORS (the SPA origins, e.g. "https://app.example.com,http://localhost:5173"). Empty: appBaseUrl, which must then be a bare origin (no path, no trailing slash). Never "*".')
+@description('Comma-separated origins allowed by CORS besides the Static Web App\'s own (e.g. a custom domain, or "http://localhost:5173" to call this API from a local SPA). Empty: appBaseUrl when set. Never "*".')
 param spaOrigins string = ''
+
+@description('Region of the Static Web App that hosts the SPA (Static Web Apps exist in westus2, centralus, eastus2, westeurope and eastasia only). Empty: location when it is one of them, else westeurope.')
+param staticWebAppLocation string = ''
 
 // ---------------------------------------------------------------------------------------------
 // Video provider
@@ -115,6 +118,9 @@ param presetHost string = ''
 @description('PRESET_PARTICIPANT. Empty: the provider default (group_call_participant / group-call-participant).')
 param presetParticipant string = ''
 
+@description('PRESET_GUEST (organization meetings\' guests, held in the waiting room). Empty: the provider default (group_call_guest / group-call-guest).')
+param presetGuest string = ''
+
 @description('WEBHOOK_PUBLIC_KEY: Dyte\'s webhook signing key as PEM (public, not a secret). Empty: fetched from WEBHOOK_PUBLIC_KEY_URL.')
 param webhookPublicKey string = ''
 
@@ -140,14 +146,20 @@ param authClientId string = ''
 @description('AUTH_REQUIRED_SCOPE: the delegated scope every token must carry.')
 param authRequiredScope string = 'access_as_user'
 
+@description('Application ID URI of an existing API registration (authClientId), for the scope the SPA requests. Empty: api://<authClientId>. Ignored when deployAppRegistration is true.')
+param authApplicationIdUri string = ''
+
 @description('AUTH_ALLOWED_TENANTS: comma-separated tenant IDs whose users may sign in. Empty: the home tenant only.')
 param authAllowedTenants string = ''
 
 @description('Create the Entra app registration (API + SPA) with the Microsoft Graph Bicep extension. Needs Application.ReadWrite.All (or .OwnedBy) for the deployer.')
 param deployAppRegistration bool = false
 
-@description('Comma-separated SPA redirect URIs for the app registration (deployAppRegistration only). Empty: appBaseUrl.')
+@description('Comma-separated SPA redirect URIs for the app registration (deployAppRegistration only), besides the Static Web App\'s origin, appBaseUrl and localSpaOrigin.')
 param spaRedirectUris string = ''
+
+@description('Origin of the SPA\'s local development server (Vite), registered as an SPA redirect URI with deployAppRegistration. Empty: none.')
+param localSpaOrigin string = 'http://localhost:5173'
 
 @allowed([
   'AzureADMyOrg'
@@ -190,6 +202,16 @@ param eventRetentionDays int = 30
 @maxValue(3650)
 @description('MEETING_RETENTION_DAYS: retention of cancelled or ended meetings.')
 param meetingRetentionDays int = 365
+
+@minValue(1)
+@maxValue(3650)
+@description('RECORDING_RETENTION_DAYS: retention of stored recordings (never longer than their meeting). A blob lifecycle rule deletes recordings older than this plus recordingRetentionMarginDays, as a backstop.')
+param recordingRetentionDays int = 365
+
+@minValue(1)
+@maxValue(365)
+@description('Days the blob lifecycle backstop waits past RECORDING_RETENTION_DAYS before it deletes a recording the app has not.')
+param recordingRetentionMarginDays int = 7
 
 // ---------------------------------------------------------------------------------------------
 // Mail (optional: empty mailSender turns invitation email off)
@@ -260,8 +282,21 @@ var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, 
 var allTags = union(tags, { 'azd-env-name': environmentName })
 var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
-var corsOrigins = (empty(spaOrigins)) ? [appBaseUrl] : split(replace(spaOrigins, ' ', ''), ',')
-var redirectUris = (empty(spaRedirectUris)) ? [appBaseUrl] : split(replace(spaRedirectUris, ' ', ''), ',')
+var staticWebAppRegions = [
+  'westus2'
+  'centralus'
+  'eastus2'
+  'westeurope'
+  'eastasia'
+]
+var staticWebAppRegion = (empty(staticWebAppLocation)) ? ((contains(staticWebAppRegions, location)) ? location : 'westeurope') : staticWebAppLocation
+var spaOrigin = staticWebApp.outputs.origin
+var effectiveAppBaseUrl = (empty(appBaseUrl)) ? spaOrigin : appBaseUrl
+var extraCorsOrigins = (empty(spaOrigins)) ? ((empty(appBaseUrl)) ? [] : [appBaseUrl]) : split(replace(spaOrigins, ' ', ''), ',')
+var corsOrigins = union([spaOrigin], extraCorsOrigins)
+var extraRedirectUris = (empty(spaRedirectUris)) ? [] : split(replace(spaRedirectUris, ' ', ''), ',')
+var localRedirectUris = (empty(localSpaOrigin)) ? [] : [localSpaOrigin]
+var redirectUris = union([spaOrigin, effectiveAppBaseUrl], localRedirectUris, extraRedirectUris)
 
 // ---------------------------------------------------------------------------------------------
 // Modules
@@ -286,6 +321,17 @@ module storage 'modules/storage.bicep' = {
     storageAccountName: 'st${resourceToken}'
     deploymentContainerName: deploymentContainerName
     skuName: storageSkuName
+    recordingRetentionDays: recordingRetentionDays
+    recordingRetentionMarginDays: recordingRetentionMarginDays
+  }
+}
+
+module staticWebApp 'modules/staticwebapp.bicep' = {
+  name: 'staticwebapp'
+  params: {
+    location: staticWebAppRegion
+    tags: allTags
+    name: 'stapp-${resourceToken}'
   }
 }
 
@@ -315,6 +361,13 @@ module appRegistration 'modules/appregistration.bicep' = if (deployAppRegistrati
   }
 }
 
+// The created registration's client ID, else the given one. appRegistration is null when it is not
+// deployed, so it is read with `.?` (Bicep warns BCP318 on a plain read of a conditional module).
+var apiClientId = appRegistration.?outputs.clientId ?? authClientId
+// The full scope the SPA requests: the created registration's, else the existing one's.
+var existingApiScope = '${(empty(authApplicationIdUri)) ? 'api://${authClientId}' : authApplicationIdUri}/${authRequiredScope}'
+var apiScope = appRegistration.?outputs.scopeUri ?? existingApiScope
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -338,6 +391,7 @@ module rbac 'modules/rbac.bicep' = {
     developerPrincipalId: principalId
     developerPrincipalType: principalType
     storageAccountName: storage.outputs.name
+    recordingsContainerName: storage.outputs.recordingsContainerName
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
   }
@@ -353,6 +407,9 @@ module appSettings 'modules/appsettings.bicep' = {
   params: {
     functionAppName: functionApp.outputs.name
     storageAccountName: storage.outputs.name
+    blobServiceUri: storage.outputs.blobEndpoint
+    queueServiceUri: storage.outputs.queueEndpoint
+    tableServiceUri: storage.outputs.tableEndpoint
     keyVaultUri: keyVault.outputs.uri
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
     videoProvider: videoProvider
@@ -363,17 +420,18 @@ module appSettings 'modules/appsettings.bicep' = {
     realtimekitApiBaseUrl: realtimekitApiBaseUrl
     presetHost: presetHost
     presetParticipant: presetParticipant
+    presetGuest: presetGuest
     webhookPublicKey: webhookPublicKey
     webhookPublicKeyUrl: webhookPublicKeyUrl
     realtimekitWebhookPublicKey: realtimekitWebhookPublicKey
     realtimekitWebhookPublicKeyUrl: realtimekitWebhookPublicKeyUrl
     authTenantId: authTenantId
-    authClientId: (deployAppRegistration) ? appRegistration.outputs.clientId : authClientId
+    authClientId: apiClientId
     authRequiredScope: authRequiredScope
     authAllowedTenants: authAllowedTenants
     joinEarlyMinutes: joinEarlyMinutes
     joinGraceMinutes: joinGraceMinutes
-    appBaseUrl: appBaseUrl
+    appBaseUrl: effectiveAppBaseUrl
     mailSender: mailSender
     mailTenantId: (empty(mailTenantId)) ? tenant().tenantId : mailTenantId
     mailClientId: mailClientId
@@ -382,6 +440,7 @@ module appSettings 'modules/appsettings.bicep' = {
     graphBaseUrl: graphBaseUrl
     eventRetentionDays: eventRetentionDays
     meetingRetentionDays: meetingRetentionDays
+    recordingRetentionDays: recordingRetentionDays
   }
 }
 
@@ -408,12 +467,22 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
+output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint
+output AZURE_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
+output AZURE_STATIC_WEB_APP_NAME string = staticWebApp.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 
 @description('Base URL of the API: https://<default host name>/api.')
 output API_BASE_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
+
+@description('The SPA\'s address on the Static Web App.')
+output SPA_ORIGIN string = spaOrigin
+
+@description('Entra ID sign-in host of this cloud (https://login.microsoftonline.com/ in the public cloud), for the SPA\'s authority.')
+output AUTH_AUTHORITY_HOST string = environment().authentication.loginEndpoint
 
 @description('URL to register with the video provider as the webhook endpoint.')
 output WEBHOOK_URL string = 'https://${functionApp.outputs.defaultHostName}/api/webhooks/dyte'
@@ -428,14 +497,15 @@ output REALTIMEKIT_APP_ID string = realtimekitAppId
 output REALTIMEKIT_API_BASE_URL string = realtimekitApiBaseUrl
 output PRESET_HOST string = presetHost
 output PRESET_PARTICIPANT string = presetParticipant
+output PRESET_GUEST string = presetGuest
 output WEBHOOK_PUBLIC_KEY_URL string = webhookPublicKeyUrl
 output REALTIMEKIT_WEBHOOK_PUBLIC_KEY_URL string = realtimekitWebhookPublicKeyUrl
 output AUTH_TENANT_ID string = authTenantId
-output AUTH_CLIENT_ID string = (deployAppRegistration) ? appRegistration.outputs.clientId : authClientId
+output AUTH_CLIENT_ID string = apiClientId
 output AUTH_REQUIRED_SCOPE string = authRequiredScope
 output AUTH_ALLOWED_TENANTS string = authAllowedTenants
-output AUTH_SCOPE_URI string = (deployAppRegistration) ? appRegistration.outputs.scopeUri : ''
-output APP_BASE_URL string = appBaseUrl
+output AUTH_SCOPE_URI string = apiScope
+output APP_BASE_URL string = effectiveAppBaseUrl
 output JOIN_EARLY_MINUTES string = string(joinEarlyMinutes)
 output JOIN_GRACE_MINUTES string = string(joinGraceMinutes)
 output MAIL_SENDER string = mailSender
@@ -446,3 +516,4 @@ output MAIL_AUTHORITY_HOST string = mailAuthorityHost
 output GRAPH_BASE_URL string = graphBaseUrl
 output EVENT_RETENTION_DAYS string = string(eventRetentionDays)
 output MEETING_RETENTION_DAYS string = string(meetingRetentionDays)
+output RECORDING_RETENTION_DAYS string = string(recordingRetentionDays)

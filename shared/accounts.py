@@ -6,14 +6,20 @@ within a minute when storage and the provider answer, and retrying with backoff 
 not (an entry in the pending index keeps it alive through crashes and lost messages):
 
 - meetings they own: cancelled (the follow-up deactivates them at the provider and tells invitees), the
-  owner's name erased from them and their index rows; their idempotency records deleted;
+  owner's name erased from them and their index rows, their recordings deleted from our storage, their
+  own attendance anonymized as below; their idempotency records deleted;
 - invites addressed to any of their verified addresses, whatever their status: deleted, with their
-  index and mail rows;
+  index and mail rows. The addresses are those of the closing token and those storage knows were theirs
+  whatever that token says (the invites bound to them, and the addresses of their last join, in every
+  meeting of `Participations`);
 - every meeting of others they were added to the provider in (`Participations`: written by a binding or
   a guest's first join) and every meeting of those invites: the follow-up removes their provider
-  participant (a closed account keeps no place), a tombstone in the meeting's activity keeps any later
-  delivery nameless, their attendance keeps its times under an anonymous id, and the raw deliveries lose
-  their display name.
+  participant (a closed account keeps no place), and their attendance is anonymized: a tombstone in the
+  meeting's activity keeps any later delivery nameless, the raw deliveries lose their display name (the
+  event's participant, and their entry in a recording's `participants` list), and their join intervals
+  keep their times under an anonymous id.
+
+A closing answered 503 committed no tombstone: the job its pending entry brings back changes nothing.
 
 Every step finds only what is left to do, so the job can stop at its time budget and continue in a fresh
 message, and running it again is harmless.
@@ -30,7 +36,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared import followups, jobs, joins, meetings, pending, problems, schema, storage, times
+from shared import followups, jobs, joins, meetings, pending, problems, recordings, schema, storage, times
 from shared.access import Role
 from shared.auth import Caller, public_id
 from shared.context import Context
@@ -57,7 +63,8 @@ def close(ctx: Context, caller: Caller) -> None:
         "inviteIds": meetings.candidate_invite_ids(caller),
     }
     key = schema.pending_close(caller.id)
-    # The pending entry first: once the tombstone commits, the clean-up can no longer be lost.
+    # The pending entry first: once the tombstone commits, the clean-up can no longer be lost. If the
+    # tombstone never commits (a 503), the job that entry brings back finds it missing and changes nothing.
     pending.announce(ctx, key, schema.JOBS_QUEUE, jobs.message(jobs.Kind.CLOSE_ACCOUNT, payload))
     committed = gate.close(caller.id)
     try:
@@ -78,6 +85,10 @@ def close_job(ctx: Context, payload: dict[str, Any]) -> None:
     key = schema.pending_close(closed.id)
     deadline = time.monotonic() + JOB_TIME_BUDGET
     try:
+        if not _committed(ctx, closed, key):
+            return
+        # Carried on by the messages that continue or retry the job: found before any step deletes a source.
+        payload = {**payload, "inviteIds": _addresses(ctx, closed, payload)}
         for step in (_owned_meetings, _idempotency_records, _invites, _participations):
             if not step(ctx, closed, payload, deadline):
                 jobs.enqueue(ctx, jobs.Kind.CLOSE_ACCOUNT, payload)  # over budget: continue in a fresh message
@@ -92,6 +103,21 @@ def close_job(ctx: Context, payload: dict[str, Any]) -> None:
         return
     pending.complete(ctx, key)
     log.info(json.dumps({"operation": "accounts.closed", "callerId": closed.id}))
+
+
+def _committed(ctx: Context, closed: Caller, key: str) -> bool:
+    """Whether the closing committed its tombstone. Its pending entry is written first, so a closing answered
+    503 (the tombstone's insert failed) leaves an entry that brings this job back: it must change nothing.
+    The entry is dropped once its last announce is older than `pending.GRACE` (the storage client gives up
+    long before: no request can still be committing that tombstone) and only if unchanged since read (a
+    retried closing announced it again)."""
+    if ctx.closed.committed(closed.id):
+        return True
+    entry = pending.get(ctx, key)
+    if entry is not None and ctx.clock() - entry.created_at >= pending.GRACE:
+        pending.complete(ctx, key, entry.etag)
+    log.info(json.dumps({"operation": "accounts.close", "callerId": closed.id, "status": "not-closed"}))
+    return False
 
 
 def _owned_meetings(ctx: Context, closed: Caller, payload: dict[str, Any], deadline: float) -> bool:
@@ -120,6 +146,9 @@ def _owned_meetings(ctx: Context, closed: Caller, payload: dict[str, Any], deadl
             meetings.commit(ctx, before, after, inline=False)
 
         storage.retry(change)
+        recordings.erase(ctx, entry["id"])
+        # Their own joins left their name in the attendance that hosts still read.
+        _erase_attendance(ctx, closed, entry["id"])
     return True
 
 
@@ -137,6 +166,38 @@ def _idempotency_records(ctx: Context, closed: Caller, payload: dict[str, Any], 
         with contextlib.suppress(ResourceNotFoundError):
             table.delete_entity(closed.id, row["RowKey"])
     return True
+
+
+def _addresses(ctx: Context, closed: Caller, payload: dict[str, Any]) -> list[str]:
+    """The invite ids (address hashes) to erase: those of the closing token's addresses, and those storage
+    knows were theirs, whatever that token says: in each meeting of `Participations`, the invites bound to
+    them and the addresses their last join verified (their participant row). One query per meeting, over
+    its rows from the invites to their participant row."""
+    found = set(payload["inviteIds"])
+    table = ctx.storage.table(schema.MEETINGS)
+    for entry in ctx.storage.table(schema.PARTICIPATIONS).query_entities(
+        "PartitionKey eq @pk", parameters={"pk": closed.id}, select=["RowKey"]
+    ):
+        meeting_id = entry["RowKey"]
+        invites, _ = schema.invite_range(meeting_id)
+        participant = schema.participant_key(meeting_id, closed.id)
+        rows = table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey le @participant"
+            " and ( boundTo eq @user or RowKey eq @participant )",
+            parameters={
+                "pk": schema.owner_partition(meeting_id),
+                "low": invites,
+                "participant": participant,
+                "user": closed.id,
+            },
+            select=["RowKey", "inviteIds"],
+        )
+        for row in rows:
+            if row["RowKey"] == participant:
+                found.update(filter(None, (row.get("inviteIds") or "").split(",")))
+            else:
+                found.add(row["RowKey"].removeprefix(invites))
+    return sorted(found)
 
 
 def _invites(ctx: Context, closed: Caller, payload: dict[str, Any], deadline: float) -> bool:
@@ -163,7 +224,7 @@ def _invites(ctx: Context, closed: Caller, payload: dict[str, Any], deadline: fl
                     with contextlib.suppress(ResourceNotFoundError):
                         table.delete_entity(partition, row_key)
                 _follow_up(ctx, meeting, closed)
-                _erase_attendance(ctx, closed, meeting)
+                _erase_attendance(ctx, closed, meeting.id)
             with contextlib.suppress(ResourceNotFoundError):
                 index.delete_entity(invite_id, entry["RowKey"])
     return True
@@ -184,7 +245,7 @@ def _participations(ctx: Context, closed: Caller, payload: dict[str, Any], deadl
             meeting = None
         if meeting is not None:
             _follow_up(ctx, meeting, closed)
-            _erase_attendance(ctx, closed, meeting)
+            _erase_attendance(ctx, closed, meeting.id)
         with contextlib.suppress(ResourceNotFoundError):
             table.delete_entity(closed.id, meeting_id)
     return True
@@ -197,27 +258,32 @@ def _follow_up(ctx: Context, meeting: Meeting, closed: Caller) -> None:
     batch.commit()
 
 
-def _erase_attendance(ctx: Context, closed: Caller, meeting: Meeting) -> None:
-    """A tombstone first (no later delivery can write the name again), then the intervals and raw bodies."""
-    custom = joins.custom_participant_id(ctx, meeting.id, closed)
+def _erase_attendance(ctx: Context, closed: Caller, meeting_id: str) -> None:
+    """A tombstone first (no later delivery can write the name again), then the raw bodies, then the
+    intervals: the names they attended with are read from the intervals, so those go last (a run that
+    dies in between still finds them)."""
+    custom = joins.custom_participant_id(ctx, meeting_id, closed)
     anonymous = anonymous_id(ctx, closed.id)
+    partition = schema.owner_partition(meeting_id)
     table = ctx.storage.table(schema.MEETINGS)
-    tombstone = schema.activity_key(meeting.id, schema.erased_key(custom))
-    table.upsert_entity({"PartitionKey": meeting.partition, "RowKey": tombstone, "userId": anonymous})
-    for row in _intervals_of(ctx, meeting, custom):
+    tombstone = schema.activity_key(meeting_id, schema.erased_key(custom))
+    table.upsert_entity({"PartitionKey": partition, "RowKey": tombstone, "userId": anonymous})
+    intervals = list(_intervals_of(ctx, meeting_id, custom))
+    names = {row["name"] for row in intervals if row.get("name")}
+    deliveries.redact_participant(ctx, meeting_id, custom, names)
+    for row in intervals:
         table.update_entity(
-            {"PartitionKey": meeting.partition, "RowKey": row["RowKey"], "userId": anonymous, "name": ""},
+            {"PartitionKey": partition, "RowKey": row["RowKey"], "userId": anonymous, "name": ""},
             mode=UpdateMode.MERGE,
         )
-    deliveries.redact_participant(ctx, meeting.id, custom)
 
 
-def _intervals_of(ctx: Context, meeting: Meeting, custom: str) -> Any:
+def _intervals_of(ctx: Context, meeting_id: str, custom: str) -> Any:
     """The join intervals of one provider participant in the meeting."""
-    low, high = schema.activity_range(meeting.id, schema.INTERVAL)
+    low, high = schema.activity_range(meeting_id, schema.INTERVAL)
     return ctx.storage.table(schema.MEETINGS).query_entities(
         "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and customParticipantId eq @custom",
-        parameters={"pk": meeting.partition, "low": low, "high": high, "custom": custom},
+        parameters={"pk": schema.owner_partition(meeting_id), "low": low, "high": high, "custom": custom},
     )
 
 
@@ -254,7 +320,7 @@ def export(ctx: Context, caller: Caller) -> dict[str, Any]:
             related.setdefault(entry["RowKey"], Meeting.from_row(row))
     attendance = []
     for meeting in related.values():
-        for row in _intervals_of(ctx, meeting, joins.custom_participant_id(ctx, meeting.id, caller)):
+        for row in _intervals_of(ctx, meeting.id, joins.custom_participant_id(ctx, meeting.id, caller)):
             attendance.append(
                 {
                     "meetingId": meeting.id,

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -116,17 +117,44 @@ class KeySet:
 
 
 class Authenticator:
+    """Validates bearer tokens; a token validated once is remembered (by its hash, until it expires, a
+    bounded number of them), so the SPA's next requests skip the decoding and the RSA check."""
+
     def __init__(
         self,
         settings: Settings,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        remembered: int = 10_000,
     ):
         self._settings = settings
         self._keys = KeySet(settings.auth_jwks_uri, session or requests.Session(), clock)
+        self._wall_clock = wall_clock
+        self._remembered = remembered
+        self._valid: OrderedDict[bytes, tuple[Caller, float]] = OrderedDict()
+        self._valid_lock = threading.Lock()
 
     def authenticate(self, authorization: str | None) -> Caller:
         token = _bearer_token(authorization)
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        with self._valid_lock:
+            known = self._valid.get(digest)
+            if known is not None:
+                caller, valid_until = known
+                if self._wall_clock() < valid_until:
+                    self._valid.move_to_end(digest)
+                    return caller
+                del self._valid[digest]
+        caller, expires = self._validate(token)
+        with self._valid_lock:
+            # Until the moment the full check would refuse it: `exp` plus the allowed clock skew.
+            self._valid[digest] = (caller, expires + CLOCK_SKEW_SECONDS)
+            while len(self._valid) > self._remembered:
+                self._valid.popitem(last=False)
+        return caller
+
+    def _validate(self, token: str) -> tuple[Caller, float]:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -165,13 +193,14 @@ class Authenticator:
         if object_id is None:
             raise problems.Unauthorized("The token does not identify a user.")
         name = claims.get("name") if isinstance(claims.get("name"), str) else ""
-        return Caller(
+        caller = Caller(
             tenant_id=tenant,
             object_id=object_id,
             name=name[:200],
             verified_emails=verified_emails(claims),
             id=user_id(self._settings.id_hash_key, tenant, object_id),
         )
+        return caller, float(claims["exp"])
 
 
 def verified_emails(claims: dict[str, Any]) -> tuple[str, ...]:

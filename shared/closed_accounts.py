@@ -49,7 +49,7 @@ class ClosedAccounts:
         self._sleep = sleep
         self._now = now
         self._closed: set[str] = set()
-        self._loaded = False
+        self._read_since: datetime | None = None  # the wall-clock start of the last refresh that succeeded
         self._taken_at: float | None = None
         self._lock = threading.Lock()
         self._background = background
@@ -64,8 +64,10 @@ class ClosedAccounts:
         self._ensure_fresh()
         return user_id in self._closed
 
-    def known_closed(self, user_id: str) -> bool:
-        """From the snapshot as it is (no refresh): for background work, which must not wait on it."""
+    def committed(self, user_id: str) -> bool:
+        """Whether the account's tombstone is committed, by a read begun now: `is_closed` may answer from a
+        snapshot taken just before a commit the caller knows happened (a job queued after it)."""
+        self.refresh()
         return user_id in self._closed
 
     def close(self, user_id: str) -> float:
@@ -98,13 +100,14 @@ class ClosedAccounts:
                 raise problems.Unavailable("Storage is unavailable; retry.", retry_after=2) from None
 
     def refresh(self) -> None:
-        """All tombstones the first time, then only the partitions of the last hour or two."""
-        started = self._clock()
+        """All tombstones the first time, then the partitions from the hour of the last successful refresh
+        (less an overlap) on: usually one or two, and never a gap, however long refreshing failed."""
+        started, wall = self._clock(), self._now()
         table = self._storage.table(schema.CLOSED_ACCOUNTS)
-        if not self._loaded:
+        if self._read_since is None:
             low = schema.CLOSED_PARTITION_PREFIX
         else:
-            low = schema.closed_partition(hour_of(self._now() - OVERLAP))
+            low = schema.closed_partition(hour_of(self._read_since - OVERLAP))
         rows = table.query_entities(
             "PartitionKey ge @low and PartitionKey lt @high",
             parameters={"low": low, "high": schema.after(schema.CLOSED_PARTITION_PREFIX)},
@@ -113,7 +116,7 @@ class ClosedAccounts:
         found = {row["RowKey"] for row in rows}
         with self._lock:
             self._closed.update(found)
-            self._loaded = True
+            self._read_since = wall if self._read_since is None else max(self._read_since, wall)
             # The snapshot is as old as the moment its read began.
             self._taken_at = started if self._taken_at is None else max(self._taken_at, started)
 

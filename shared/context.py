@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from shared import problems, times
-from shared.health import Report
 from shared.limits import RateLimits
 from shared.provider_meetings import Mappings
 from shared.settings import Settings
@@ -30,7 +29,6 @@ class Context:
     limits: RateLimits = field(default_factory=RateLimits)
     closed: ClosedAccounts | None = None
     graph: Graph | None = None
-    report: Report = field(default_factory=Report)
     mappings: Mappings = field(default_factory=Mappings)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -8,15 +8,18 @@ the position), the key derived from ID_HASH_KEY.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 from shared import problems
 
 MAX_CHARACTERS = 2048
+# Exactly what `seal` writes: unpadded base64url, and a 16-byte seal (22 characters, the last one of four).
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+_SEAL = re.compile(r"[A-Za-z0-9_-]{21}[AQgw]")
 
 
 def seal(key: bytes, listing: str, caller_id: str, position: Any) -> str:
@@ -29,12 +32,9 @@ def open_(key: bytes, listing: str, caller_id: str, cursor: str | None) -> Any:
     if cursor is None:
         return None
     body, dot, signature = cursor.partition(".")
-    if not dot or len(cursor) > MAX_CHARACTERS or not cursor.isascii():
+    if not dot or len(cursor) > MAX_CHARACTERS or not _BASE64URL.fullmatch(body) or not _SEAL.fullmatch(signature):
         raise _invalid()
-    try:
-        given = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
-    except (ValueError, binascii.Error):
-        raise _invalid() from None
+    given = base64.urlsafe_b64decode(signature + "==")
     if not hmac.compare_digest(given, _mac(key, listing, caller_id, body)):
         raise _invalid()
     return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -42,7 +42,10 @@ def open_(key: bytes, listing: str, caller_id: str, cursor: str | None) -> Any:
 
 def _mac(key: bytes, listing: str, caller_id: str, body: str) -> bytes:
     derived = hmac.new(key, b"cursor", hashlib.sha256).digest()
-    return hmac.new(derived, f"{listing}\x1f{caller_id}\x1f{body}".encode("ascii"), hashlib.sha256).digest()[:16]
+    # The listing names a meeting id from the path, which may be any text (a cursor for it is then simply not
+    # ours); "surrogatepass" so that even an unpaired surrogate is bytes here, not an exception.
+    message = f"{listing}\x1f{caller_id}\x1f{body}".encode("utf-8", "surrogatepass")
+    return hmac.new(derived, message, hashlib.sha256).digest()[:16]
 
 
 def _b64(data: bytes) -> str:

@@ -12,7 +12,9 @@ request can afford it) and otherwise from the `jobs` queue; the sweep re-drives 
 - the provider: a cancelled meeting is INACTIVE and its live session ended; each participant to check is
   kept (with the preset of their current role, kicked if live when it changed), adopted (a participant
   the provider has and our row lost track of), or deleted (and kicked if live) when they may no longer
-  join: revoked, declined, demoted to nothing, a guest after access narrowed, a closed account;
+  join: revoked, declined, demoted to nothing, a guest after access narrowed, a closed account. Before
+  it changes any preset it writes a marker of the kicks that change owes (`k|`), so a kick that fails
+  is retried even though the preset is already right by then;
 - the invitee index: each invite's index row says what the invite and the meeting say (with the binding);
 - the mail outbox: new records are expanded into one message per recipient.
 
@@ -37,6 +39,7 @@ from azure.data.tables import UpdateMode
 
 from shared import access, jobs, outbox, pending, problems, retention, schema, times
 from shared.access import Role
+from shared.events import state
 from shared.model import Invite, Meeting, Participant
 from shared.provider import ParticipantGone, ProviderClient, ProviderParticipant
 from shared.storage import Batch, Stale
@@ -112,6 +115,15 @@ def mark(
     batch.after_commit(follow)
 
 
+def mark_status(ctx: Context, batch: Batch, owner: str, meeting_id: str) -> None:
+    """The webhook applier's mark: the meeting's status changed (its summary, in `batch`, owes this until the
+    follow-up copies it). The applier queues the job itself once the batch committed, and settles its
+    delivery only after that put: the summary and the unsettled delivery, not a pending entry, keep it."""
+    row_key = schema.marker_key(meeting_id, schema.FIELDS_MARK)
+    if row_key not in batch:
+        batch.upsert({"PartitionKey": owner, "RowKey": row_key, "markedAt": times.stamp(ctx.clock()), "ids": ""})
+
+
 def _job(meeting_id: str) -> dict[str, Any]:
     return jobs.message(jobs.Kind.FOLLOW_UP, {"meetingId": meeting_id})
 
@@ -124,30 +136,35 @@ class Rows:
     """Every row of one meeting, as one range query returns them."""
 
     meeting: Meeting | None = None
+    summary: Any = None  # what the webhooks say of the meeting's sessions (its status)
     invites: dict[str, Invite] = field(default_factory=dict)
     participants: dict[str, Participant] = field(default_factory=dict)  # by user id
     outbox: list[Any] = field(default_factory=list)
     markers: dict[str, str | None] = field(default_factory=dict)  # mark -> ETag
     invite_marks: set[str] = field(default_factory=set)  # invites the markers name
     user_marks: set[str] = field(default_factory=set)  # users the markers name
+    kick_marks: set[str] = field(default_factory=set)  # users still owed a kick after their preset changed
 
 
 def read(ctx: Context, meeting_id: str) -> Rows:
-    """The meeting, its invites, participants, outbox and markers: its rows, but those the webhooks built."""
+    """The meeting, its markers, invites, outbox and participants, and its webhook summary: one range, up to
+    the summary, which is the first of the rows the webhooks built (their history after it is not read)."""
     partition = schema.owner_partition(meeting_id)
-    low, high = schema.meeting_range(meeting_id)
-    activity_low, activity_high = schema.activity_range(meeting_id)
+    low = schema.meeting_key(meeting_id)
+    summary = schema.activity_key(meeting_id, schema.SUMMARY)
     rows = Rows()
     invite_low, invite_high = schema.invite_range(meeting_id)
     participant_low, participant_high = schema.participant_range(meeting_id)
     marker_low, marker_high = schema.marker_range(meeting_id)
     for row in ctx.storage.table(schema.MEETINGS).query_entities(
-        "PartitionKey eq @pk and ( ( RowKey ge @low and RowKey lt @from ) or ( RowKey ge @to and RowKey lt @high ) )",
-        parameters={"pk": partition, "low": low, "high": high, "from": activity_low, "to": activity_high},
+        "PartitionKey eq @pk and RowKey ge @low and RowKey le @summary",
+        parameters={"pk": partition, "low": low, "summary": summary},
     ):
         key = row["RowKey"]
         if key == low:
             rows.meeting = Meeting.from_row(row)
+        elif key == summary:
+            rows.summary = row
         elif invite_low <= key < invite_high:
             invite = Invite.from_row(row)
             rows.invites[invite.id] = invite
@@ -162,6 +179,8 @@ def read(ctx: Context, meeting_id: str) -> Rows:
                 rows.invite_marks |= ids
             elif mark.startswith(schema.PARTICIPANT_MARK):
                 rows.user_marks |= ids
+            elif mark.startswith(schema.KICK_MARK):
+                rows.kick_marks |= ids
         elif outbox.is_record(meeting_id, key) and row.get("mailState") == "new":
             rows.outbox.append(row)
     return rows
@@ -197,7 +216,7 @@ def run(ctx: Context, meeting_id: str, *, inline: bool = False, pending_etag: st
             rows = read(ctx, meeting_id)
             if not rows.markers:
                 # A change that announced itself may still be committing its markers: leave a fresh entry be.
-                if announced_at is None or ctx.clock() - announced_at >= pending.GRACE:
+                if pending_etag is not None and ctx.clock() - announced_at >= pending.GRACE:
                     pending.complete(ctx, key, pending_etag)
                 return True
             try:
@@ -235,6 +254,7 @@ def _reconcile(ctx: Context, rows: Rows, inline: bool) -> Updates:
     meeting = rows.meeting
     updates: Updates = []
     if meeting is not None:
+        meeting = _project_status(ctx, meeting, rows, updates)
         _provider(ctx, meeting, rows, inline, updates)
         _index(ctx, meeting, rows, updates)
         if schema.FIELDS_MARK in rows.markers and meeting.activity == "ended" and not meeting.cancelled:
@@ -243,6 +263,24 @@ def _reconcile(ctx: Context, rows: Rows, inline: bool) -> Updates:
         if rows.outbox:
             outbox.expand(ctx, meeting, rows.outbox, rows.invites)
     return updates
+
+
+def _project_status(ctx: Context, meeting: Meeting, rows: Rows, updates: Updates) -> Meeting:
+    """The meeting row and its owner-index row take the status its webhook summary says (the invitee-index
+    rows follow with `_index`); the summary then owes nothing."""
+    if rows.summary is None:
+        return meeting
+    wanted = state.activity(rows.summary)
+    if wanted != meeting.activity:
+        ended_at = ctx.clock() if wanted == "ended" else meeting.ended_at
+        meeting = meeting.replace(activity=wanted, ended_at=ended_at)
+        fields = {"activity": wanted, "endedAt": times.stamp(ended_at)}
+        updates.append(({"PartitionKey": meeting.partition, "RowKey": meeting.key, **fields}, meeting.etag))
+        updates.append(({"PartitionKey": meeting.partition, "RowKey": meeting.index_key, **fields}, None))
+    if rows.summary.get("owesSince"):
+        owed = {"PartitionKey": meeting.partition, "RowKey": rows.summary["RowKey"], "owesSince": "", "owedBy": ""}
+        updates.append((owed, rows.summary.metadata.get("etag")))
+    return meeting
 
 
 def _clear(ctx: Context, meeting_id: str, rows: Rows, updates: Updates, key: str, pending_etag: str | None) -> bool:
@@ -263,7 +301,8 @@ def _clear(ctx: Context, meeting_id: str, rows: Rows, updates: Updates, key: str
             batch = Batch(table, partition)
         batch.delete(row_key, etag)
     batch.commit()
-    pending.complete(ctx, key, pending_etag)
+    if pending_etag is not None:  # only the entry as read: one announced since stays for its own work
+        pending.complete(ctx, key, pending_etag)
     log.info(
         json.dumps({"operation": "followups.run", "meetingId": meeting_id, "status": "done", "operations": operations})
     )
@@ -277,8 +316,8 @@ def standing(ctx: Context, meeting: Meeting, rows: Rows, participant: Participan
     """The role a participant may still join with now; None: they must leave the provider.
 
     As `access.relation` decides at join time, from the invites addressed to their addresses at their last
-    join and those bound to them; but a declined invite keeps no place (joining again accepts it anew),
-    and a closed account keeps nothing.
+    join and those bound to them (a declined invite gives no role, as at join time: only being invited again
+    restores it), and a closed account keeps nothing.
     """
     if ctx.closed is not None and ctx.closed.is_closed(participant.user_id):
         return None
@@ -287,8 +326,7 @@ def standing(ctx: Context, meeting: Meeting, rows: Rows, participant: Participan
         for invite in rows.invites.values()
         if invite.id in participant.invite_ids or invite.bound_to == participant.user_id
     ]
-    current = [invite for invite in theirs if invite.status != "declined"]
-    relation = access.relation(participant.user_id, meeting, current)
+    relation = access.relation(participant.user_id, meeting, theirs)
     if relation is None:
         return None
     role, _ = relation
@@ -297,12 +335,12 @@ def standing(ctx: Context, meeting: Meeting, rows: Rows, participant: Participan
 
 def _to_check(meeting: Meeting, rows: Rows) -> list[Participant]:
     """The participants the markers concern."""
-    users = set(rows.user_marks)
+    users = rows.user_marks | rows.kick_marks
     for invite in rows.invite_marks:
         bound = rows.invites[invite].bound_to if invite in rows.invites else ""
         users.update(p.user_id for p in rows.participants.values() if invite in p.invite_ids or p.user_id == bound)
     if schema.ACCESS_MARK in rows.markers:
-        users.update(p.user_id for p in rows.participants.values() if p.role == Role.GUEST)
+        users.update(p.user_id for p in rows.participants.values() if access.by_organization_access(p.role))
     return [rows.participants[user] for user in sorted(users) if user in rows.participants]
 
 
@@ -326,6 +364,7 @@ def _provider(ctx: Context, meeting: Meeting, rows: Rows, inline: bool, updates:
         return live[0]
 
     listing: list[ProviderParticipant] | None = None
+    standings: list[tuple[Participant, Role | None, list[ProviderParticipant]]] = []
     for participant in checks:
         role = standing(ctx, meeting, rows, participant)
         found: list[ProviderParticipant]
@@ -336,7 +375,40 @@ def _provider(ctx: Context, meeting: Meeting, rows: Rows, inline: bool, updates:
             if listing is None:
                 listing = client.participants(meeting.provider_meeting_id)
             found = [p for p in listing if p.custom_participant_id == participant.custom_participant_id]
-        _settle_participant(ctx, meeting, participant, role, found, client, is_live, updates)
+        standings.append((participant, role, found))
+    changing = [
+        participant.user_id
+        for participant, role, found in standings
+        if role is not None and found and _kept(participant, found).preset_name != _wanted(ctx, meeting, role)
+    ]
+    if changing:
+        _owe_kicks(ctx, meeting, rows, changing)
+    for participant, role, found in standings:
+        owed = participant.user_id in rows.kick_marks or participant.user_id in changing
+        _settle_participant(ctx, meeting, participant, role, found, client, is_live, owed, updates)
+
+
+def _owe_kicks(ctx: Context, meeting: Meeting, rows: Rows, users: list[str]) -> None:
+    """Mark the kicks these users' preset changes owe, before the first change: a kick that fails after its
+    preset changed would otherwise never happen (the next round finds the preset right), and the real
+    providers keep a live peer's old powers until it rejoins. Cleared with the other markers once done."""
+    name = schema.KICK_MARK + secrets.token_urlsafe(6)
+    entity = {
+        "PartitionKey": meeting.partition,
+        "RowKey": schema.marker_key(meeting.id, name),
+        "markedAt": times.stamp(ctx.clock()),
+        "ids": ",".join(users),
+    }
+    rows.markers[name] = ctx.storage.table(schema.MEETINGS).create_entity(entity).get("etag")
+
+
+def _kept(participant: Participant, found: list[ProviderParticipant]) -> ProviderParticipant:
+    """Of the provider's participants for this user, the one to keep: ours if listed, else the first."""
+    return next((p for p in found if p.id == participant.participant_id), found[0])
+
+
+def _wanted(ctx: Context, meeting: Meeting, role: Role) -> str:
+    return access.preset(ctx.settings, meeting.provider, role)
 
 
 def _settle_participant(
@@ -347,6 +419,7 @@ def _settle_participant(
     found: list[ProviderParticipant],
     client: ProviderClient,
     is_live: Any,
+    kick_owed: bool,
     updates: Updates,
 ) -> None:
     pmid = meeting.provider_meeting_id
@@ -362,18 +435,18 @@ def _settle_participant(
         return
     if not found:
         return  # nothing at the provider: their next join adds them with the right preset
-    keep = next((p for p in found if p.id == participant.participant_id), found[0])
+    keep = _kept(participant, found)
     for duplicate in found:
         if duplicate.id != keep.id:
             client.delete_participant(pmid, duplicate.id)  # one user, one provider participant
-    wanted = access.preset(ctx.settings, meeting.provider, role)
+    wanted = _wanted(ctx, meeting, role)
     patch: dict[str, Any] = {}
     if keep.preset_name != wanted:
         client.set_participant_preset(pmid, keep.id, wanted)
-        if is_live():
-            # The real providers keep a live peer's old powers until it rejoins: make it rejoin.
-            client.kick(pmid, custom_participant_ids=[participant.custom_participant_id])
         patch.update(preset=wanted, token="", tokenAt="")
+    if kick_owed and is_live():
+        # The real providers keep a live peer's old powers until it rejoins: make it rejoin.
+        client.kick(pmid, custom_participant_ids=[participant.custom_participant_id])
     if role.value != participant.role:
         patch["role"] = role.value
     if participant.uncertain and not in_flight:

@@ -2,59 +2,40 @@
 no personal data: setting names, counts and one timestamp.
 
 `degraded` when a setting is missing or malformed (the app answers 503 `misconfigured` everywhere else),
-when a provider is not configured, or when work is stuck: follow-ups (reconciliations), account closings
-or mails waiting more than ten minutes, deliveries recorded and not applied for ten minutes, or messages in
-a poison queue. The counts come from the pending index and the queues, and are cached for a minute per
-instance, so a health probe every few seconds costs almost nothing.
+when a provider is not configured, or when work is stuck: follow-ups (reconciliations), account closings,
+mails or recording copies waiting more than ten minutes, deliveries recorded and not applied for ten
+minutes, messages in a poison queue. The counts are taken by the pending sweep every minute and kept in
+one status row, so a health probe costs two reads.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-from shared import pending, schema
+from shared import pending, schema, times
 
 if TYPE_CHECKING:
     from shared.context import Context
 
 log = logging.getLogger(__name__)
 
-CACHE_SECONDS = 60.0
-
-
-class Report:
-    """The stuck-work counts, computed at most once a minute per instance."""
-
-    def __init__(self) -> None:
-        self._cached: tuple[float, dict[str, Any]] | None = None
-        self._lock = threading.Lock()
-
-    def stuck(self, ctx: Context) -> dict[str, Any]:
-        with self._lock:
-            if self._cached is not None and time.monotonic() - self._cached[0] < CACHE_SECONDS:
-                return self._cached[1]
-        counts = _stuck(ctx)
-        with self._lock:
-            self._cached = (time.monotonic(), counts)
-        return counts
-
 
 def check(ctx: Context) -> tuple[dict[str, Any], int]:
     """(report, HTTP status): 503 when tables are unreachable."""
-    settings = ctx.settings
     from shared.events import deliveries  # imported here: health is its only reader outside events
 
-    last_webhook_at = None
+    settings = ctx.settings
+    last_webhook_at, report = None, None
     try:
         last_webhook_at = deliveries.last_received(ctx)
+        report = _report(ctx)
         tables = "ok"
     except ResourceNotFoundError:
-        # No delivery recorded yet (or no table yet): storage answered, so it is reachable.
+        # Nothing recorded yet (or no table yet): storage answered, so it is reachable.
         tables = "ok"
     except AzureError as error:
         log.warning("health: tables unreachable: %s", error.__class__.__name__)
@@ -69,20 +50,23 @@ def check(ctx: Context) -> tuple[dict[str, Any], int]:
     if settings.problems:
         checks["settings"] = [problem.split(":", 1)[0] for problem in settings.problems]
         degraded = True
-    if tables == "ok" and not settings.problems:
-        try:
-            stuck = ctx.report.stuck(ctx)
-        except AzureError as error:
-            log.warning("health: could not count stuck work: %s", error.__class__.__name__)
-            stuck = None
-        if stuck is not None and any(stuck.values()):
+    if report is not None:
+        stuck = json.loads(report["stuck"])
+        if any(stuck.values()):
             checks["stuck"] = stuck
             degraded = True
-    report = {"status": "degraded" if degraded else "ok", "checks": checks}
-    return report, 200 if tables == "ok" else 503
+    return {"status": "degraded" if degraded else "ok", "checks": checks}, 200 if tables == "ok" else 503
 
 
-def _stuck(ctx: Context) -> dict[str, int]:
+def _report(ctx: Context) -> Any:
+    try:
+        return ctx.storage.table(schema.STATUS, create=False).get_entity(*schema.SWEEP_REPORT)
+    except ResourceNotFoundError:
+        return None  # no sweep has run yet (a deployment's first minute)
+
+
+def record(ctx: Context) -> dict[str, int]:
+    """Count stuck work and keep the counts for health (the pending sweep calls this every minute)."""
     from shared.events import deliveries
 
     now = ctx.clock()
@@ -91,9 +75,13 @@ def _stuck(ctx: Context) -> dict[str, int]:
     poisoned = 0
     for queue in schema.QUEUES:
         try:
-            properties = ctx.storage.queue(queue + schema.POISON_SUFFIX).get_queue_properties()
+            properties = ctx.storage.queue(queue + schema.POISON_SUFFIX, create=False).get_queue_properties()
             poisoned += properties.approximate_message_count or 0
         except ResourceNotFoundError:
             continue
     counts["poisonMessages"] = poisoned
+    partition, row = schema.SWEEP_REPORT
+    ctx.storage.table(schema.STATUS).upsert_entity(
+        {"PartitionKey": partition, "RowKey": row, "at": times.stamp(now), "stuck": json.dumps(counts)}
+    )
     return counts

@@ -19,8 +19,8 @@ from shared.access import Action, Role
 from shared.auth import Caller
 from shared.context import Context
 from shared.mail import INVITED, REVOKED
-from shared.meetings import Invitee, Visible, load, parse_invitees
-from shared.model import Invite, Meeting, Participant
+from shared.meetings import Invitee, load, load_everything, parse_invitees, read, relate
+from shared.model import Invite, Participant
 from shared.storage import Batch
 
 MAX_INVITES_PER_MEETING = 500
@@ -37,12 +37,12 @@ def parse_invite_body(body: Any) -> tuple[Invitee, ...]:
 
 def invite(ctx: Context, caller: Caller, meeting_id: str, invitees: tuple[Invitee, ...]) -> list[dict[str, Any]]:
     def change() -> list[dict[str, Any]]:
-        visible = load(ctx, caller, meeting_id)
+        everything = load_everything(ctx, caller, meeting_id)
+        visible, existing, participants = everything.visible, everything.invites, everything.participants
         access.require(visible.role, Action.INVITE_PARTICIPANTS, "Participants cannot invite.")
         meeting = visible.meeting
         if meeting.cancelled:
             raise problems.Cancelled("A cancelled meeting cannot take invites.")
-        existing, participants = _invites_and_participants(ctx, meeting)
         _check_may_invite(visible.role, invitees, existing)
         now = ctx.clock()
         batch = ctx.storage.batch(schema.MEETINGS, meeting.partition)
@@ -65,23 +65,24 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, invitees: tuple[Invite
                 batch.create(row.row())
                 count += 1
             elif current.status in ("revoked", "declined"):
-                # Invited again: pending again, and any earlier binding no longer holds.
+                # Invited again: pending again. Only a revocation ends a binding (contract section 2): an
+                # invitee who declined is still the one identity that can use the invite.
                 row = current.replace(
                     role=invitee.role,
                     status="pending",
                     invited_at=now,
                     invited_by=caller.id,
                     accepted_at=None,
-                    bound_to="",
+                    bound_to="" if current.status == "revoked" else current.bound_to,
                     mail_sequence=outbox.next_sequence(ctx, current),
                 )
                 batch.update(row.row(), current.etag)
-                _touch(batch, participants.get(current.bound_to))
+                _touch(ctx, batch, participants.get(current.bound_to))
                 count += current.status == "revoked"
             elif current.role != invitee.role:
                 row = current.replace(role=invitee.role, mail_sequence=outbox.next_sequence(ctx, current))
                 batch.update(row.row(), current.etag)
-                _touch(batch, participants.get(current.bound_to))
+                _touch(ctx, batch, participants.get(current.bound_to))
             else:
                 row = current
             if row is not current:
@@ -105,42 +106,15 @@ def invite(ctx: Context, caller: Caller, meeting_id: str, invitees: tuple[Invite
 
 def _check_may_invite(role: Role, invitees: tuple[Invitee, ...], existing: dict[str, Invite]) -> None:
     for invitee in invitees:
-        current = existing.get(schema.invite_id(invitee.email))
-        if invitee.role == Role.HOST:
-            access.require(role, Action.INVITE_HOSTS, "Hosts can invite participants only.")
-        if current is not None and current.role == Role.HOST:
-            access.require(role, Action.CHANGE_HOST_INVITES, "Hosts cannot change host invites.")
-        if current is not None and current.status == "revoked":
-            access.require(role, Action.REINVITE_REVOKED, "Hosts cannot invite again whom the owner revoked.")
+        access.check_invite(role, invitee.role, existing.get(schema.invite_id(invitee.email)))
 
 
-def _invites_and_participants(ctx: Context, meeting: Meeting) -> tuple[dict[str, Invite], dict[str, Participant]]:
-    """The meeting's invites and participants, in one range query (outbox rows lie between: few)."""
-    low, _ = schema.invite_range(meeting.id)
-    _, high = schema.participant_range(meeting.id)
-    invite_low, invite_high = schema.invite_range(meeting.id)
-    invites: dict[str, Invite] = {}
-    participants: dict[str, Participant] = {}
-    for row in ctx.storage.table(schema.MEETINGS).query_entities(
-        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-        parameters={"pk": meeting.partition, "low": low, "high": high},
-    ):
-        if invite_low <= row["RowKey"] < invite_high:
-            invite = Invite.from_row(row)
-            invites[invite.id] = invite
-        elif row["RowKey"].startswith(schema.participant_range(meeting.id)[0]):
-            participant = Participant.from_row(row)
-            participants[participant.user_id] = participant
-    return invites, participants
-
-
-def _touch(batch: Batch, participant: Participant | None) -> None:
+def _touch(ctx: Context, batch: Batch, participant: Participant | None) -> None:
     """Change the participant row's ETag, so a join of that user in flight re-checks its right."""
     if participant is not None and participant.key not in batch:
-        batch.update(
-            {"PartitionKey": participant.partition, "RowKey": participant.key, "touchedAt": times.stamp(times.now())},
+        batch.touch(
+            {"PartitionKey": participant.partition, "RowKey": participant.key, "touchedAt": times.stamp(ctx.clock())},
             participant.etag,
-            merge=True,
         )
 
 
@@ -180,10 +154,10 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite_id: str) -> Non
     """Joins are refused once this commits; the provider participant goes right after (or later, retried)."""
 
     def change() -> None:
-        visible = load(ctx, caller, meeting_id)
+        everything = load_everything(ctx, caller, meeting_id)
+        visible, existing, participants = everything.visible, everything.invites, everything.participants
         access.require(visible.role, Action.REVOKE, "Only the owner can revoke invites.")
         meeting = visible.meeting
-        existing, participants = _invites_and_participants(ctx, meeting)
         current = existing.get(invite_id)
         if current is None:
             raise problems.NotFound("No such invite.")
@@ -192,7 +166,7 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite_id: str) -> Non
         batch = ctx.storage.batch(schema.MEETINGS, meeting.partition)
         revoked = current.replace(status="revoked", mail_sequence=outbox.next_sequence(ctx, current))
         batch.update(revoked.row(), current.etag)
-        _touch(batch, participants.get(current.bound_to))
+        _touch(ctx, batch, participants.get(current.bound_to))
         mail = outbox.add(ctx, batch, meeting, REVOKED, [current.id])
         followups.mark(ctx, batch, meeting, invites=[current.id], mail=mail)
         batch.commit()
@@ -202,16 +176,17 @@ def revoke(ctx: Context, caller: Caller, meeting_id: str, invite_id: str) -> Non
 
 def decline(ctx: Context, caller: Caller, meeting_id: str) -> None:
     def change() -> None:
-        visible: Visible = load(ctx, caller, meeting_id)
+        seen = read(ctx, caller, meeting_id)
+        if access.usable_invite(caller.id, seen.invites) is None and access.declined_invite(caller.id, seen.invites):
+            return  # declined already (a declined invitee is no longer invited: only this stays theirs)
+        visible = relate(caller, seen)
         access.require(visible.role, Action.DECLINE, "Only an invitee can decline.")
         current = visible.invite
         if current is None:
             raise problems.Forbidden("You have no invite to decline.")
-        if current.status == "declined":
-            return
         batch = ctx.storage.batch(schema.MEETINGS, current.partition)
         batch.update(current.replace(status="declined").row(), current.etag)
-        _touch(batch, visible.participant)
+        _touch(ctx, batch, visible.participant)
         followups.mark(ctx, batch, visible.meeting, invites=[current.id])
         batch.commit()
 

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class Kind(StrEnum):
     FOLLOW_UP = "follow-up"  # a meeting's follow-ups: provider, invitee index, mail (shared.followups)
     CLOSE_ACCOUNT = "close-account"  # an account's closing (shared.accounts)
+    COPY_RECORDING = "copy-recording"  # an uploaded recording into our own storage (shared.recordings)
 
 
 Handler = Callable[["Context", dict[str, Any]], None]

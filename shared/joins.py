@@ -1,14 +1,17 @@
 """Joining a meeting: who may join when, and exactly one provider participant per user.
 
 The caller's provider participant is a row in the meeting's partition (RowKey `m|{meeting}|p|{user id}`).
-The first join claims it with a conditional insert, batched with the invite's binding, so concurrent joins
-on any number of instances create one provider participant; the others wait for the claim to finish and
-reuse its fresh token. A claim taken over (its holder died) first looks the participant up at the
-provider, so a holder that died after the provider added it leaves no second participant.
+The first join claims it with a conditional insert, so concurrent joins on any number of instances create
+one provider participant; the others wait for the claim to finish and reuse its fresh token. An add that
+may have reached the provider without our knowing (a timeout, a 5xx, a broken connection) leaves the claim
+`uncertain`, as does a claim taken over (its holder died): the next join first looks the participant up at
+the provider and adopts it, so there is never a second participant for one user.
 
-The final write is guarded by the claim's ETag: a revocation, decline or role change that committed while
-this join was adding the participant touches the row, and the join then checks the caller's right again
-and makes the provider match before answering.
+The final write stores the participant and binds the invite (its first join with it) in one batch, so a
+join that fails binds nothing. It is guarded by the claim's ETag: a revocation, decline, role change or
+account closing that committed while this join was adding the participant touches the row, and the join
+then checks the caller's right again (the closed-account gate too) and makes the provider match before
+answering.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from shared.auth import Caller, public_id
 from shared.context import Context
 from shared.meetings import Visible
 from shared.model import Invite, Meeting, Participant
-from shared.provider import ParticipantGone, ProviderParticipant
+from shared.provider import ParticipantGone, ProviderClient
 from shared.storage import Batch, Stale
 
 log = logging.getLogger(__name__)
@@ -63,9 +66,12 @@ def join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
     try:
         return _join(ctx, caller, meeting_id)
     except _Changed:
-        # Someone changed the caller's right while this join added their participant. The follow-up makes
+        # Someone changed the caller's right while this join added their participant. The follow-up made
         # the provider match our tables (adopting the participant with their current preset, or removing
-        # it); then the join runs again, and answers from what our tables say now (or 404, 409).
+        # it); then the join runs again, and answers from what our tables say now (or 403, 404, 409). The
+        # change may have been the caller's own account closing, which the gate passed before it committed.
+        if ctx.closed is not None:
+            ctx.closed.check(caller.id)
         return _join(ctx, caller, meeting_id)
 
 
@@ -79,7 +85,7 @@ def _join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
     check_window(ctx, meeting, visible.role, now)
     preset = access.preset(ctx.settings, meeting.provider, visible.role)
     participant = visible.participant
-    if participant is None and (visible.role == Role.GUEST or _binds(visible)):
+    if participant is None and access.records_participation(visible.role):
         # Before the claim: account closing finds the meetings of others a user was ever added to here.
         _note_participation(ctx, caller, meeting)
     if participant is not None and participant.participant_id and not participant.uncertain:
@@ -113,14 +119,11 @@ def _rejoin(ctx: Context, caller: Caller, visible: Visible, participant: Partici
         return _join_body(meeting, participant.participant_id, participant.token, visible.role, preset)
     provider = ctx.provider(meeting.provider)
     try:
-        if participant.preset != preset:
-            # The role changed since the provider last heard (a demotion, a declined host invited again as
-            # participant): the preset follows now, and its answer carries a token for the new preset.
-            token = provider.set_participant_preset(
-                meeting.provider_meeting_id, participant.participant_id, preset
-            ).token
-        else:
-            token = provider.refresh_token(meeting.provider_meeting_id, participant.participant_id)
+        # The role may have changed since the provider last heard (a demotion, a declined host invited again
+        # as participant): then the preset follows now.
+        token = _fresh_token(
+            provider, meeting.provider_meeting_id, participant.participant_id, participant.preset, preset
+        )
     except ParticipantGone:
         # Deleted at the provider behind our back: add it again under a new claim.
         return _claim_and_add(ctx, caller, visible, preset, now, takeover=participant)
@@ -168,16 +171,10 @@ def _claim(ctx: Context, caller: Caller, visible: Visible, preset: str, now: dat
         batch.update(claim.row(), takeover.etag)
     else:
         batch.create(claim.row())
-    # The first join binds the invite to this identity: from now on only it can use the invite.
-    bound = _bound(visible, caller, now)
-    if bound is not None:
-        batch.update(bound.row(), visible.invite.etag)
     try:
         results = batch.commit()
     except Stale:
         return _wait_for_claim(ctx, caller, visible, preset)
-    if bound is not None:
-        _index_binding(ctx, bound, meeting)
     return claim.replace(etag=results[0]["etag"])
 
 
@@ -217,29 +214,52 @@ def _wait_for_claim(ctx: Context, caller: Caller, visible: Visible, preset: str)
 def _add(ctx: Context, caller: Caller, visible: Visible, claim: Participant, preset: str, now: datetime):
     meeting = visible.meeting
     provider = ctx.provider(meeting.provider)
-    pmid = meeting.provider_meeting_id
     try:
-        found = provider.find_participant(pmid, claim.custom_participant_id) if claim.uncertain else None
-        if found is not None:
-            participant_id = found.id
-            if found.preset_name != preset:
-                token = provider.set_participant_preset(pmid, participant_id, preset).token
-            else:
-                token = provider.refresh_token(pmid, participant_id)
+        participant_id, token = _provide(provider, meeting.provider_meeting_id, claim, caller, preset)
+    except problems.ProviderRejected:
+        if claim.uncertain:
+            _mark_uncertain(ctx, claim)  # whatever an earlier add left is still unknown
         else:
-            added: ProviderParticipant = provider.add_participant(
-                pmid, custom_participant_id=claim.custom_participant_id, name=caller.name or None, preset_name=preset
-            )
-            participant_id, token = added.id, added.token
-    except problems.ProviderTimeout:
-        # It may have been added after all: the next join looks it up before adding again.
-        _mark_uncertain(ctx, claim)
+            _release(ctx, claim)  # refused: the provider added nobody
         raise
     except problems.Problem:
-        _release(ctx, claim)
+        # A timeout, a 5xx (processed halfway, perhaps), a connection broken after sending: it may have been
+        # added after all. The next join looks it up and adopts it instead of adding a second one.
+        _mark_uncertain(ctx, claim)
         raise
-    _remember(ctx, caller, visible, claim, participant_id, token, preset, now)
+    try:
+        _remember(ctx, caller, visible, claim, participant_id, token, preset, now)
+    except AzureError:
+        # The provider has the participant, our row does not say so: the next join looks it up first.
+        _mark_uncertain(ctx, claim)
+        raise
     return _join_body(meeting, participant_id, token, visible.role, preset)
+
+
+def _provide(provider: ProviderClient, pmid: str, claim: Participant, caller: Caller, preset: str) -> tuple[str, str]:
+    """The caller's participant id and a fresh token: the participant an earlier add may have left when the
+    claim is uncertain, else a new one."""
+    if claim.uncertain:
+        found = provider.find_participant(pmid, claim.custom_participant_id)
+        if found is not None:
+            try:
+                return found.id, _fresh_token(provider, pmid, found.id, found.preset_name, preset)
+            except ParticipantGone:
+                pass  # deleted since it was listed: add it anew
+    added = provider.add_participant(
+        pmid, custom_participant_id=claim.custom_participant_id, name=caller.name or None, preset_name=preset
+    )
+    return added.id, added.token
+
+
+def _fresh_token(provider: ProviderClient, pmid: str, participant_id: str, current: str, preset: str) -> str:
+    """A new token for the participant, with `preset` set first when it has `current`, another one."""
+    if current != preset:
+        changed = provider.set_participant_preset(pmid, participant_id, preset)
+        if changed is not None:
+            return changed.token  # a token for the new preset
+        # Cloudflare's schema lets the answer leave the participant out: the preset changed all the same.
+    return provider.refresh_token(pmid, participant_id)
 
 
 def _remember(
@@ -252,7 +272,8 @@ def _remember(
     preset: str,
     now: datetime,
 ) -> None:
-    """Store the participant and its fresh token, if the row is as we left it; else `_Changed`."""
+    """Store the participant and its fresh token, binding the caller's invite on its first join, if the row
+    is as we left it; else `_Changed`. A closed account is refused (403) and the participant removed."""
     stored = row.replace(
         participant_id=participant_id,
         token=token,
@@ -265,18 +286,60 @@ def _remember(
     )
     batch = ctx.storage.batch(schema.MEETINGS, row.partition)
     batch.update(stored.row(), row.etag, merge=True)
-    bound = _bound(visible, caller, now) if row.participant_id else None  # a guest's later invite, say
+    # The first join binds the invite to this identity (from now on only it can use the invite), in the same
+    # batch as the participant: a join that fails before this binds nothing.
+    bound = _bound(visible, caller, now)
     if bound is not None:
         batch.update(bound.row(), visible.invite.etag)
     try:
         batch.commit()
-        if bound is not None:
-            _index_binding(ctx, bound, visible.meeting)
     except Stale:
+        # The change may be the caller's account closing, committed after the gate let this request in: the
+        # gate learns of it now, so that the follow-up removes the participant and the retry refuses.
+        _refresh_gate(ctx)
         # Keep what the provider said, without a token to share, for the follow-up to adopt or remove.
         unsure = stored.replace(token="", token_at=None, uncertain=True)
         _follow_up(ctx, visible.meeting, users=[caller.id], before=lambda batch: batch.upsert(unsure.row(), merge=True))
         raise _Changed from None
+    except AzureError:
+        if not _stored(ctx, stored):
+            raise
+        # Only the answer was lost: the write (and any binding) committed, so the join succeeded.
+    if bound is not None:
+        _index_binding(ctx, bound, visible.meeting)
+    if _closed_since(ctx, caller):
+        # Closed while this join added them, and perhaps after the closing looked for their participants:
+        # the provider must not keep them.
+        _follow_up(ctx, visible.meeting, users=[caller.id])
+        raise problems.Forbidden("This account was closed.")
+
+
+def _stored(ctx: Context, stored: Participant) -> bool:
+    """Whether a write whose answer failed committed after all (its token is unique to it)."""
+    try:
+        row = ctx.storage.table(schema.MEETINGS).get_entity(stored.partition, stored.key)
+    except AzureError:
+        return False
+    return row.get("token") == stored.token
+
+
+def _closed_since(ctx: Context, caller: Caller) -> bool:
+    """Whether the gate, which let this request in, knows of the caller's account closing by now."""
+    if ctx.closed is None:
+        return False
+    try:
+        return ctx.closed.is_closed(caller.id)
+    except problems.Unavailable:
+        return False  # the gate could not refresh: our change committed, and a closing finds it
+
+
+def _refresh_gate(ctx: Context) -> None:
+    if ctx.closed is None:
+        return
+    try:
+        ctx.closed.refresh()
+    except AzureError as error:  # the gate's own freshness rule still holds; the follow-up retries on failure
+        log.warning("join: could not refresh the closed-account gate: %s", type(error).__name__)
 
 
 def _follow_up(ctx: Context, meeting: Meeting, before: Any = None, **marks: Any) -> None:
@@ -291,7 +354,8 @@ def _follow_up(ctx: Context, meeting: Meeting, before: Any = None, **marks: Any)
 def _mark_uncertain(ctx: Context, claim: Participant) -> None:
     try:
         ctx.storage.table(schema.MEETINGS).update_entity(
-            {"PartitionKey": claim.partition, "RowKey": claim.key, "uncertain": True}, mode=UpdateMode.MERGE
+            {"PartitionKey": claim.partition, "RowKey": claim.key, "uncertain": True, "claimUntil": ""},
+            mode=UpdateMode.MERGE,
         )
     except Exception as error:  # the lease expires anyway; a takeover then looks the participant up
         log.warning("join: could not mark a claim uncertain: %s", type(error).__name__)

@@ -18,6 +18,9 @@ from shared.model import Invite, Meeting
 from shared.settings import Settings
 
 INVITED, REVOKED, UPDATED, CANCELLED = "invited", "revoked", "updated", "cancelled"
+# How an invite's role reads in the email, and its RFC 5545 attendee role in the calendar file.
+_AS = {Role.HOST: "a host", Role.PARTICIPANT: "a participant"}
+_CALENDAR_ROLE = {Role.HOST: "CHAIR", Role.PARTICIPANT: "REQ-PARTICIPANT"}
 
 
 def compose(
@@ -27,7 +30,7 @@ def compose(
     title = " ".join(meeting.title.split())
     owner = " ".join(meeting.owner_name.split()) or "The organizer"
     link = f"{settings.app_base_url}/meetings/{meeting.id}"
-    role = "a host" if invite.role == Role.HOST else "a participant"
+    role = _AS[invite.role]
     subject, lead = {
         INVITED: (f"Invitation: {title}", f"{owner} invited you to “{title}” as {role}."),
         UPDATED: (f"Updated: {title}", f"{owner} changed “{title}”."),
@@ -91,7 +94,7 @@ def calendar_file(
     attendee.params.update(
         {
             "CUTYPE": "INDIVIDUAL",
-            "ROLE": "CHAIR" if invite.role == Role.HOST else "REQ-PARTICIPANT",
+            "ROLE": _CALENDAR_ROLE[invite.role],
             "PARTSTAT": "NEEDS-ACTION",
             "RSVP": "FALSE",
         }

@@ -35,9 +35,9 @@ from shared import (
 from shared.access import Access, Action, Role
 from shared.auth import Caller
 from shared.context import Context
+from shared.events import state
 from shared.mail import INVITED
 from shared.model import Invite, Meeting, Participant, Schedule
-from shared.storage import Batch
 
 log = logging.getLogger(__name__)
 
@@ -155,47 +155,122 @@ class Visible:
     role: Role
     invite: Invite | None
     participant: Participant | None
-    addressed: tuple[Invite, ...]  # every invite addressed to the caller's verified addresses
 
     def render(self) -> dict[str, Any]:
         return self.meeting.render(self.role)
 
 
-def load(ctx: Context, caller: Caller, meeting_id: str) -> Visible:
-    """The meeting and the caller's relation to it, in one storage request; 404 when none.
+@dataclass
+class Seen:
+    """What a request read of a meeting for its caller, before their relation to it is decided."""
 
-    One range query bounded to the meeting's rows picks the meeting row, the invites addressed to
-    the caller's verified addresses and the caller's provider participant.
+    meeting: Meeting
+    invites: list[Invite]  # addressed to the caller's verified addresses
+    bound: list[Invite]  # any others bound to the caller's identity (sent to an address they no longer have)
+    participant: Participant | None
+
+
+def load(ctx: Context, caller: Caller, meeting_id: str) -> Visible:
+    """The meeting and the caller's relation to it, in one storage request; 404 when none."""
+    return relate(caller, read(ctx, caller, meeting_id))
+
+
+def read(ctx: Context, caller: Caller, meeting_id: str) -> Seen:
+    """The meeting and what relates the caller to it, in one storage request (404 only for no meeting).
+
+    One query picks the meeting row, the invites addressed to the caller's verified addresses or bound to their
+    identity, the caller's provider participant and the meeting's webhook summary (its status), bounded to the
+    keys between the first and the last of them: never the meeting's history (the webhook rows after its
+    summary). The invites bound to the caller are found by the same query's filter (the service reads the
+    rows between the bounds either way), so a revocation bound to an identity holds whatever address its
+    token carries now, at no extra request.
     """
     partition = schema.owner_partition(meeting_id)
     if partition is None:
         raise problems.NotFound("No such meeting.")
-    low, high = schema.meeting_range(meeting_id)
-    wanted = {"meeting": low, "participant": schema.participant_key(meeting_id, caller.id)}
-    for n, identifier in enumerate(candidate_invite_ids(caller)):
+    summary = schema.activity_key(meeting_id, schema.SUMMARY)
+    addressed = candidate_invite_ids(caller)
+    wanted = {"meeting": schema.meeting_key(meeting_id), "participant": schema.participant_key(meeting_id, caller.id)}
+    for n, identifier in enumerate(addressed):
         wanted[f"invite{n}"] = schema.invite_key(meeting_id, identifier)
-    # The range bounds the server's work to this meeting's rows; the equalities pick a few of them.
-    query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and ( {} )".format(
-        " or ".join(f"RowKey eq @{name}" for name in wanted)
-    )
-    rows = ctx.storage.table(schema.MEETINGS).query_entities(
-        query, parameters={"pk": partition, "low": low, "high": high, **wanted}
-    )
-    meeting, participant, invites = None, None, []
-    for row in rows:
+    wanted["summary"] = summary
+    invite_low, invite_high = schema.invite_range(meeting_id)
+    query = (
+        "PartitionKey eq @pk and RowKey ge @meeting and RowKey le @summary and ( {} or "
+        "( RowKey gt @inviteLow and RowKey lt @inviteHigh and boundTo eq @caller ) )"
+    ).format(" or ".join(f"RowKey eq @{name}" for name in wanted))
+    parameters = {"pk": partition, **wanted, "inviteLow": invite_low, "inviteHigh": invite_high, "caller": caller.id}
+    meeting, participant, invites, bound, status = None, None, [], [], None
+    for row in ctx.storage.table(schema.MEETINGS).query_entities(query, parameters=parameters):
         if row["RowKey"] == wanted["meeting"]:
             meeting = Meeting.from_row(row)
         elif row["RowKey"] == wanted["participant"]:
             participant = Participant.from_row(row)
+        elif row["RowKey"] == summary:
+            status = state.activity(row)
         else:
-            invites.append(Invite.from_row(row))
+            invite = Invite.from_row(row)
+            (invites if invite.id in addressed else bound).append(invite)
     if meeting is None:
         raise problems.NotFound("No such meeting.")
-    relation = access.relation(caller.id, meeting, invites)
+    if status is not None:
+        # The webhooks' summary is the status; the meeting row's copy follows it a moment later.
+        meeting = meeting.replace(activity=status)
+    return Seen(meeting, invites, bound, participant)
+
+
+def relate(caller: Caller, seen: Seen) -> Visible:
+    """The caller's view of what was read; 404 when they have no relation to the meeting."""
+    relation = access.relation(caller.id, seen.meeting, seen.invites, seen.bound)
     if relation is None:
         raise problems.NotFound("No such meeting.")
     role, invite = relation
-    return Visible(meeting, role, invite, participant, tuple(invites))
+    return Visible(seen.meeting, role, invite, seen.participant)
+
+
+@dataclass
+class Everything:
+    """A meeting as one caller may see it, with all its invites and participants (for changing them)."""
+
+    visible: Visible
+    invites: dict[str, Invite]
+    participants: dict[str, Participant]
+
+
+def load_everything(ctx: Context, caller: Caller, meeting_id: str) -> Everything:
+    """The meeting, the caller's relation, and every invite and participant of it, in one range query
+    (outbox rows and markers lie between them: few; the webhook rows after them are not read)."""
+    partition = schema.owner_partition(meeting_id)
+    if partition is None:
+        raise problems.NotFound("No such meeting.")
+    low = schema.meeting_key(meeting_id)
+    _, high = schema.participant_range(meeting_id)
+    invite_low, invite_high = schema.invite_range(meeting_id)
+    participant_low, _ = schema.participant_range(meeting_id)
+    meeting, invites, participants = None, {}, {}
+    for row in ctx.storage.table(schema.MEETINGS).query_entities(
+        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+        parameters={"pk": partition, "low": low, "high": high},
+    ):
+        key = row["RowKey"]
+        if key == low:
+            meeting = Meeting.from_row(row)
+        elif invite_low <= key < invite_high:
+            invite = Invite.from_row(row)
+            invites[invite.id] = invite
+        elif key.startswith(participant_low):
+            participant = Participant.from_row(row)
+            participants[participant.user_id] = participant
+    if meeting is None:
+        raise problems.NotFound("No such meeting.")
+    addressed = candidate_invite_ids(caller)
+    seen = Seen(
+        meeting,
+        [invites[identifier] for identifier in addressed if identifier in invites],
+        [invite for invite in invites.values() if invite.bound_to == caller.id and invite.id not in addressed],
+        participants.get(caller.id),
+    )
+    return Everything(relate(caller, seen), invites, participants)
 
 
 def candidate_invite_ids(caller: Caller) -> list[str]:
@@ -259,9 +334,17 @@ def create(ctx: Context, caller: Caller, draft: Draft, body: Any, idempotency_ke
         # The mapping first: a webhook names the provider meeting, and must find ours.
         provider_meetings.write(ctx, provider_name, provider_meeting.id, caller.id, meeting.id)
         batch.commit()
+    except storage.CommitUnknown:
+        # The batch's answer was lost and could not be read back: the meeting may exist, so its provider meeting
+        # stays active (an orphan is never visible through us, and nobody holds a token for it). The claim is
+        # released only if the batch did not complete it, so a retry with the key replays or creates anew.
+        log.error("create: whether the meeting was saved is unknown; its provider meeting stays active")
+        if claim is not None:
+            _release(table, claim)
+        raise problems.Unavailable("The meeting may not have been saved; retry.", retry_after=2) from None
     except Exception as error:
-        # Our state did not commit: the provider meeting must not stay joinable. It is never
-        # visible through us (no meeting row names it).
+        # Our state did not commit (a lost answer was read back by the batch): the provider meeting must not
+        # stay joinable. It is never visible through us (no meeting row names it).
         log.warning("create: storage write failed after the provider created a meeting: %s", type(error).__name__)
         _deactivate_orphan(provider, provider_meeting.id)
         if claim is not None:
@@ -374,15 +457,14 @@ def parse_list_query(params: dict[str, str]) -> tuple[str, int, str | None]:
 
 @dataclass
 class _Source:
-    """One index partition: rows sorted by the part of the RowKey after its prefix."""
+    """One index partition: a row per meeting, keyed `s|{sortKey}|{meeting}` in the owner's and invitees' alike."""
 
-    name: str
     table: Any
     partition: str
     role: Role | None  # None: the row's own role (invitee index)
     viewer: str | None = None
 
-    def page(self, after: str, size: int) -> list[dict[str, Any]]:
+    def page(self, after: str | None, size: int) -> list[dict[str, Any]]:
         low, high = schema.OWNER_INDEX_RANGE
         low_operator, low = ("gt", after) if after else ("ge", low)
         query = f"PartitionKey eq @pk and RowKey {low_operator} @low and RowKey lt @high"
@@ -400,67 +482,61 @@ class _Source:
 
 def list_for(ctx: Context, caller: Caller, scope: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """The caller's meetings, owned and invited, in the contract's order; each meeting once, with the
-    caller's strongest role (an owner who is also invited, or a user invited at two addresses)."""
-    sources: list[_Source] = []
+    caller's strongest role (an owner who is also invited, or a user invited at two addresses).
+
+    A meeting's index rows have the same key in every partition, so one position serves them all: a page reads
+    the next `limit + 1` rows of each partition after the last meeting of the previous page and keeps the first
+    `limit` meetings. Every row of those is among what was read (a partition whose page ended before one of them
+    has `limit + 1` meetings before it), so a meeting comes on one page only, with all of the caller's roles. A
+    partition with nothing left after that meeting is named in the cursor and not read again.
+    """
+    sources: dict[str, _Source] = {}
     if scope in ("all", "owned"):
-        sources.append(_Source("o", ctx.storage.table(schema.MEETINGS), caller.id, Role.OWNER))
+        sources["o"] = _Source(ctx.storage.table(schema.MEETINGS), caller.id, Role.OWNER)
     if scope in ("all", "invited"):
         index = ctx.storage.table(schema.INVITATIONS)
-        sources += [
-            _Source(f"i{n}", index, key, None, viewer=caller.id) for n, key in enumerate(candidate_invite_ids(caller))
-        ]
-    positions = _positions(ctx, caller, scope, cursor, {source.name for source in sources})
-    candidates: list[tuple[str, str, dict[str, Any], _Source]] = []
-    for source in sources:
-        after = positions.get(source.name, "")
-        if after is None:
+        sources.update({key: _Source(index, key, None, viewer=caller.id) for key in candidate_invite_ids(caller)})
+    after, done = _position(ctx, caller, scope, cursor)
+    found: dict[str, list[tuple[Role, dict[str, Any]]]] = {}
+    ended: dict[str, str] = {}  # the partitions read to their end, and the key of the last row each has
+    for name, source in sources.items():
+        if name in done:
             continue
-        for row in source.page(after, limit + 1):
-            candidates.append((row["RowKey"].split("|", 1)[1], source.name, row, source))
-    candidates.sort(key=lambda item: (item[0], item[1]))
-    chosen = candidates[:limit]
-    items = _deduplicated(chosen)
-    if len(candidates) <= limit:
+        rows = source.page(after, limit + 1)
+        if len(rows) <= limit:
+            ended[name] = rows[-1]["RowKey"] if rows else ""
+        for row in rows:
+            found.setdefault(row["RowKey"], []).append((source.role_of(row), row))
+    keys = sorted(found)
+    # By meeting id too: an invitee-index row may still have the key the meeting had before an edit moved it.
+    chosen: dict[str, list[tuple[Role, dict[str, Any]]]] = {}
+    for key in keys[:limit]:
+        for role, row in found[key]:
+            chosen.setdefault(row["id"], []).append((role, row))
+    items = [
+        Meeting.from_row(row).render(role)
+        for role, row in (min(pairs, key=lambda pair: access.STRENGTH.index(pair[0])) for pairs in chosen.values())
+    ]
+    if len(keys) <= limit:
         return {"items": items, "nextCursor": None}
-    next_positions: dict[str, str | None] = {}
-    for source in sources:
-        consumed = [row["RowKey"] for _, name, row, _ in chosen if name == source.name]
-        remaining = any(name == source.name for _, name, _, _ in candidates[limit:])
-        previous = positions.get(source.name, "")
-        next_positions[source.name] = (consumed[-1] if consumed else previous) if remaining else None
+    last = keys[limit - 1]
+    position = {"after": last, "done": sorted({*done, *(name for name, final in ended.items() if final <= last)})}
     return {
         "items": items,
-        "nextCursor": cursors.seal(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, next_positions),
+        "nextCursor": cursors.seal(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, position),
     }
 
 
-def _deduplicated(chosen: list[tuple[str, str, dict[str, Any], _Source]]) -> list[dict[str, Any]]:
-    """One item per meeting, at its first place, with the strongest of the caller's roles on it.
-
-    Rows of one meeting share its sort key, so they are adjacent within a page; a page boundary between
-    two of them repeats nothing, since the next page starts after the last row consumed from each source.
-    """
-    best: dict[str, tuple[Role, dict[str, Any]]] = {}
-    order: list[str] = []
-    for _, _, row, source in chosen:
-        role = source.role_of(row)
-        meeting_id = row["id"]
-        if meeting_id not in best:
-            order.append(meeting_id)
-            best[meeting_id] = (role, row)
-        elif access.STRENGTH.index(role) < access.STRENGTH.index(best[meeting_id][0]):
-            best[meeting_id] = (role, row)
-    return [Meeting.from_row(best[meeting_id][1]).render(best[meeting_id][0]) for meeting_id in order]
-
-
-def _positions(ctx: Context, caller: Caller, scope: str, cursor: str | None, names: set[str]) -> dict[str, Any]:
-    positions = cursors.open_(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, cursor)
-    if positions is None:
-        return {}
-    if not isinstance(positions, dict) or set(positions) != names:
-        # The caller's addresses changed since the cursor was issued: start again rather than guess.
-        raise problems.Validation("The cursor is no longer valid; list again from the start.")
-    return positions
+def _position(ctx: Context, caller: Caller, scope: str, cursor: str | None) -> tuple[str | None, set[str]]:
+    """The key of the last meeting of the previous page and the partitions it had read to their end."""
+    position = cursors.open_(ctx.settings.id_hash_key, f"meetings:{scope}", caller.id, cursor)
+    if position is None:
+        return None, set()
+    low, high = schema.OWNER_INDEX_RANGE
+    after, done = (position.get("after"), position.get("done")) if isinstance(position, dict) else (None, None)
+    if not (isinstance(after, str) and low < after < high and isinstance(done, list)):
+        raise problems.Validation("The cursor is not valid (use the nextCursor of the previous page).")
+    return after, {str(name) for name in done}
 
 
 # Edit and cancel --------------------------------------------------------------------------------------------
@@ -545,14 +621,3 @@ def cancel(ctx: Context, caller: Caller, meeting_id: str, if_match: str | None) 
         commit(ctx, before, before.replace(cancelled_at=now, updated_at=now, version=before.version + 1))
 
     storage.retry(change, "The meeting is changing concurrently; retry.")
-
-
-def set_activity(ctx: Context, batch: Batch, before: Meeting, activity: str) -> None:
-    """Add to a webhook's `batch`: the meeting's status (live, ended) on its row and owner-index row, never
-    its `version`; then the follow-up that refreshes the invitees' list rows and indexes an ended meeting
-    for retention. The applier's own retries carry that follow-up (its marker is in this batch and the
-    applier re-queues it when it finds it), so no pending entry is written here."""
-    after = before.replace(activity=activity, ended_at=ctx.clock() if activity == "ended" else before.ended_at)
-    batch.update(after.row(), before.etag)
-    batch.upsert(after.owner_index_row())
-    followups.mark(ctx, batch, after, fields=True, announce=False, inline=False)

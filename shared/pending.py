@@ -1,11 +1,12 @@
 """The index of pending background work, and the sweep that keeps it moving (docs/data-model.md).
 
 Anything that must happen after a change commits (a meeting's follow-ups, an account's closing, an email
-that failed) has an entry in the `Pending` table naming the queue message that does it and when it is due.
-An entry is written before the change it covers commits (so a crash between the two leaves an entry
-pointing at nothing, which the work then finds done, never the reverse) and deleted once the work is
-done. Failing work keeps its entry, with a backoff that grows from seconds to an hour; after a day it is
-logged as an error and counted by health, and stays until an operator or the dependency fixes it.
+that failed, a recording's copy into our storage) has an entry in the `Pending` table naming the queue
+message that does it and when it is due. An entry is written before the change it covers commits (so a
+crash between the two leaves an entry pointing at nothing, which the work then finds done, never the
+reverse) and deleted once the work is done. Failing work keeps its entry, with a backoff that grows from
+seconds to an hour; after a day it is logged as an error and counted by health, and stays until an
+operator or the dependency fixes it.
 
 The sweep reads only the entries that are due: with nothing pending it costs one request, whatever the
 size of the other tables.
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared import schema, times
@@ -37,6 +38,20 @@ GRACE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(hours=1)
 STUCK_AFTER = timedelta(minutes=10)
 GIVE_UP_AFTER = timedelta(hours=24)
+# What each kind of entry is, in logs and health (by its key's prefix).
+WORK = {
+    schema.FOLLOW_UP: "follow-up",
+    schema.CLOSE_ACCOUNT: "account-closing",
+    schema.MAIL_RETRY: "mail",
+    schema.RECORDING_COPY: "recording-copy",
+}
+# Their names in health's stuck counts.
+STUCK = {
+    schema.FOLLOW_UP: "reconciliations",
+    schema.CLOSE_ACCOUNT: "accountClosings",
+    schema.MAIL_RETRY: "mails",
+    schema.RECORDING_COPY: "recordingCopies",
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,21 @@ def announce(ctx: Context, key: str, queue: str, message: dict[str, Any], due_in
         "createdAt": times.stamp(now),
     }
     return _table(ctx).upsert_entity(entity, mode=UpdateMode.MERGE)["etag"]
+
+
+def keep(ctx: Context, key: str, queue: str, message: dict[str, Any]) -> None:
+    """Work already queued gets its entry if it has none (an existing one keeps its schedule and attempts)."""
+    now = ctx.clock()
+    entity = {
+        "PartitionKey": schema.PENDING_PARTITION,
+        "RowKey": key,
+        "queue": queue,
+        "message": json.dumps(message, separators=(",", ":")),
+        "dueAt": times.stamp(now + GRACE),
+        "createdAt": times.stamp(now),
+    }
+    with contextlib.suppress(ResourceExistsError):
+        _table(ctx).create_entity(entity)
 
 
 def get(ctx: Context, key: str) -> Entry | None:
@@ -133,6 +163,8 @@ def failed(ctx: Context, key: str, reason: str, queue: str, message: dict[str, A
     }
     # An upsert: work queued without an entry (the webhook applier's) gets one once it fails.
     _table(ctx).upsert_entity(patch, mode=UpdateMode.MERGE)
+    retry = {"work": WORK.get(key[:2], "other"), "attempts": attempts, "retryInSeconds": round(delay.total_seconds())}
+    log.warning(json.dumps({"operation": "pending.retry", **retry, "problem": reason.split(":", 1)[0][:80]}))
     if now - first >= GIVE_UP_AFTER:
         # Not dropped: the entry stays for an operator, counted by health; this line pages someone.
         stuck_since = {"since": times.format_utc(first), "attempts": attempts, "error": reason[:200]}
@@ -183,19 +215,19 @@ def sweep(ctx: Context) -> dict[str, int]:
 
 
 def stuck(ctx: Context, now: datetime) -> dict[str, int]:
-    """Work waiting longer than STUCK_AFTER, by kind (follow-ups, closings, mails): names and counts only."""
+    """Work waiting longer than STUCK_AFTER, by kind (follow-ups, closings, mails, recording copies): names and
+    counts only."""
     cutoff = times.stamp(now - STUCK_AFTER)
     rows = _table(ctx).query_entities(
         "PartitionKey eq @pk and ( createdAt le @cutoff or firstFailedAt le @cutoff )",
         parameters={"pk": schema.PENDING_PARTITION, "cutoff": cutoff},
         select=["RowKey", "createdAt", "firstFailedAt"],
     )
-    counts = {"reconciliations": 0, "accountClosings": 0, "mails": 0}
-    names = {schema.FOLLOW_UP: "reconciliations", schema.CLOSE_ACCOUNT: "accountClosings", schema.MAIL_RETRY: "mails"}
+    counts = dict.fromkeys(STUCK.values(), 0)
     for row in rows:
         if row.get("firstFailedAt") == "" and (row.get("createdAt") or "") > cutoff:
             continue
-        kind = names.get(row["RowKey"][:2])
+        kind = STUCK.get(row["RowKey"][:2])
         if kind:
             counts[kind] += 1
     return counts

@@ -1,9 +1,11 @@
 """The video provider client: Dyte v2 and Cloudflare RealtimeKit behind one class.
 
 RealtimeKit serves Dyte's v2 API under another prefix and auth scheme, so one client speaks to
-both. Failures become the contract's problems: 502 when the provider refuses (our credentials or
-request are wrong), 503 when it is unavailable or rate limits us, 504 when it does not answer in
-time. Neither the provider's raw answer nor any credential ever reaches a problem's detail.
+both; where Cloudflare's own schemas differ from Dyte's document (the kick body, fields an answer
+may leave out), the client follows each provider's. Failures become the contract's problems: 502
+when the provider refuses (our credentials or request are wrong), 503 when it is unavailable or
+rate limits us, 504 when it does not answer in time. Neither the provider's raw answer nor any
+credential ever reaches a problem's detail.
 
 Retries stay within `retry_budget` seconds in total and only where a repeat is harmless: reads,
 PATCHes that set absolute values, token refresh and participant deletion, any request the provider
@@ -56,6 +58,20 @@ class ProviderParticipant:
     token: str | None
     preset_name: str
     custom_participant_id: str
+
+
+@dataclass(frozen=True)
+class ProviderPreset:
+    id: str
+    name: str
+    permissions: Mapping[str, Any] | None  # None when the answer did not carry them (a list item)
+
+
+@dataclass(frozen=True)
+class ProviderRecording:
+    id: str
+    download_url: str | None
+    download_url_expiry: str | None
 
 
 @dataclass(frozen=True)
@@ -125,7 +141,16 @@ class ProviderClient:
     def set_meeting_status(self, meeting_id: str, status: str) -> ProviderMeeting:
         if status not in ("ACTIVE", "INACTIVE"):
             raise ValueError(f"status must be ACTIVE or INACTIVE, got {status!r}")
-        answer = self._call("PATCH", f"/meetings/{_seg(meeting_id)}", body={"status": status}, retry=True)
+        inactive = status == "INACTIVE"
+        answer = self._call(
+            "PATCH", f"/meetings/{_seg(meeting_id)}", body={"status": status}, retry=True, absent_ok=inactive
+        )
+        if answer is None:
+            # The provider has no such meeting: nobody can join it, which is all INACTIVE asks.
+            return ProviderMeeting(id=meeting_id, status=status)
+        if not isinstance(answer.get("data"), dict):
+            # Cloudflare's schema makes `data` optional here; the status asked for is what was set.
+            return ProviderMeeting(id=meeting_id, status=status)
         return _meeting(_data(answer))
 
     # Participants
@@ -165,12 +190,17 @@ class ProviderClient:
         answer = self._call("GET", _participant_path(meeting_id, participant_id), retry=True, absent_ok=True)
         return None if answer is None else _participant(_data(answer), with_token=False)
 
-    def set_participant_preset(self, meeting_id: str, participant_id: str, preset_name: str) -> ProviderParticipant:
-        """Change the preset; the answer carries a token for the new preset."""
+    def set_participant_preset(
+        self, meeting_id: str, participant_id: str, preset_name: str
+    ) -> ProviderParticipant | None:
+        """Change the preset; the participant with a token for the new preset, or None when the answer left
+        them out (Cloudflare's schema makes `data` optional: the change is made all the same)."""
         path = _participant_path(meeting_id, participant_id)
         answer = self._call("PATCH", path, body={"preset_name": preset_name}, retry=True, absent_ok=True)
         if answer is None:
             raise ParticipantGone(participant_id)
+        if answer.get("data") is None:
+            return None
         return _participant(_data(answer), with_token=True)
 
     def delete_participant(self, meeting_id: str, participant_id: str) -> None:
@@ -187,24 +217,74 @@ class ProviderClient:
     # Live session
 
     def active_session(self, meeting_id: str) -> dict[str, Any] | None:
+        """The live session's details, or None when nothing is live (the provider's 404)."""
         answer = self._call("GET", f"/meetings/{_seg(meeting_id)}/active-session", retry=True, absent_ok=True)
-        return None if answer is None else _data(answer)
+        if answer is None:
+            return None
+        data = answer.get("data")
+        return data if isinstance(data, dict) else {}  # live; Cloudflare's schema makes the details optional
 
-    def kick_all(self, meeting_id: str) -> int:
-        """End the live session for everyone; the number kicked (0 when nothing was live)."""
+    def kick_all(self, meeting_id: str) -> int | None:
+        """End the live session for everyone; the number kicked (0 when nothing was live), None when the
+        provider did not say (Cloudflare's schema makes the count optional)."""
         answer = self._call("POST", f"/meetings/{_seg(meeting_id)}/active-session/kick-all", absent_ok=True)
-        return 0 if answer is None else int(_number(_data(answer), "kicked_participants_count"))
+        if answer is None:
+            return 0
+        data = answer.get("data")
+        count = data.get("kicked_participants_count") if isinstance(data, dict) else None
+        return int(count) if isinstance(count, int | float) and not isinstance(count, bool) else None
 
-    def kick(self, meeting_id: str, *, custom_participant_ids: list[str]) -> int:
-        """Remove these people from the live session; the number kicked (0 when none was live)."""
+    def kick(self, meeting_id: str, *, custom_participant_ids: list[str]) -> int | None:
+        """Remove these people from the live session; the number kicked (0 when none was live), None when
+        the provider did not say."""
         if not custom_participant_ids:
             return 0
-        body = {"custom_participant_ids": list(custom_participant_ids)}
+        body: dict[str, list[str]] = {"custom_participant_ids": list(custom_participant_ids)}
+        if self.name == "realtimekit":
+            body["participant_ids"] = []  # Cloudflare's schema requires both lists; Dyte's takes either
         answer = self._call("POST", f"/meetings/{_seg(meeting_id)}/active-session/kick", body=body, absent_ok=True)
         if answer is None:
             return 0
-        kicked = _data(answer).get("participants")
-        return len(kicked) if isinstance(kicked, list) else 0
+        data = answer.get("data")
+        kicked = data.get("participants") if isinstance(data, dict) else None
+        return len(kicked) if isinstance(kicked, list) else None
+
+    # Presets
+
+    def list_presets(self) -> list[ProviderPreset]:
+        """Every preset of the organization (or app), without permissions."""
+        presets = []
+        for page_no in range(1, MAX_PAGES + 1):
+            params = {"page_no": page_no, "per_page": PER_PAGE}
+            items, paging = _page(self._call("GET", "/presets", params=params, retry=True))
+            presets += [_preset(item) for item in items]
+            if not items or not paging or _number(paging, "end_offset") >= _number(paging, "total_count"):
+                break
+        return presets
+
+    def get_preset(self, preset_id: str) -> ProviderPreset | None:
+        """The preset with its permissions, or None when there is none with that id."""
+        answer = self._call("GET", f"/presets/{_seg(preset_id)}", retry=True, absent_ok=True)
+        return None if answer is None else _preset(_data(answer))
+
+    def create_preset(self, body: Mapping[str, Any]) -> ProviderPreset:
+        """Create a preset from a full `POST /presets` body (see `shared.presets.body`)."""
+        return _preset(_data(self._call("POST", "/presets", body=dict(body))))
+
+    # Recordings
+
+    def recording(self, recording_id: str) -> ProviderRecording | None:
+        """The recording with a freshly signed download link; None when the provider no longer has it."""
+        answer = self._call("GET", f"/recordings/{_seg(recording_id)}", retry=True, absent_ok=True)
+        if answer is None:
+            return None
+        data = _data(answer)
+        url, expiry = data.get("download_url"), data.get("download_url_expiry")
+        return ProviderRecording(
+            id=_text(data, "id"),
+            download_url=url if isinstance(url, str) and url else None,
+            download_url_expiry=expiry if isinstance(expiry, str) and expiry else None,
+        )
 
     # Webhooks
 
@@ -424,6 +504,17 @@ def _participant(data: Mapping[str, Any], *, with_token: bool) -> ProviderPartic
         token=_text(data, "token") if with_token else None,
         preset_name=_text(data, "preset_name"),
         custom_participant_id=_text(data, "custom_participant_id"),
+    )
+
+
+def _preset(data: Any) -> ProviderPreset:
+    if not isinstance(data, dict):
+        raise _malformed("preset")
+    permissions = data.get("permissions")
+    return ProviderPreset(
+        id=_text(data, "id"),
+        name=_text(data, "name"),
+        permissions=permissions if isinstance(permissions, dict) else None,
     )
 
 

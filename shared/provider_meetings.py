@@ -7,7 +7,9 @@ mapping never changes once written (a cached mapping whose meeting was purged fi
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -30,27 +32,32 @@ def write(ctx: Context, provider: str, provider_meeting_id: str, owner_id: str, 
 
 
 class Mappings:
-    """Provider meetings mapped to ours, cached per process: a mapping never changes once written."""
+    """Provider meetings mapped to ours, cached per process: a mapping never changes once written, and is
+    forgotten after a few minutes, so a meeting retention deleted is not written to for longer than that."""
 
-    def __init__(self, size: int = 10_000):
+    def __init__(self, size: int = 10_000, keep_seconds: float = 600.0, clock: Callable[[], float] = time.monotonic):
         self._size = size
-        self._known: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._keep = keep_seconds
+        self._clock = clock
+        self._known: OrderedDict[str, tuple[tuple[str, str], float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def find(self, ctx: Context, provider: str, provider_meeting_id: str) -> tuple[str, str] | None:
         """(owner id, meeting id), or None when it is not one of ours."""
         key = schema.provider_meeting_partition(provider, provider_meeting_id)
         with self._lock:
-            if key in self._known:
+            known = self._known.get(key)
+            if known is not None and self._clock() - known[1] < self._keep:
                 self._known.move_to_end(key)
-                return self._known[key]
+                return known[0]
         try:
             row = ctx.storage.table(schema.PROVIDER_MEETINGS).get_entity(key, schema.PROVIDER_MEETING_KEY)
         except ResourceNotFoundError:
             return None
         found = (row["ownerId"], row["meetingId"])
         with self._lock:
-            self._known[key] = found
+            self._known[key] = (found, self._clock())
+            self._known.move_to_end(key)
             while len(self._known) > self._size:
                 self._known.popitem(last=False)
         return found

@@ -2,16 +2,21 @@
 
 What may expire has an entry in the `Expiring` table, in the partition of the day it falls due: a
 webhook delivery (written by the receiver, `EVENT_RETENTION_DAYS` after receipt), a meeting cancelled
-or ended (written with the change, `MEETING_RETENTION_DAYS` after it). The purge reads only the
-partitions of days up to today, so it costs what there is to delete, not what is stored. A meeting
-whose entry comes due is checked again (a new session may have started since): deleted when past
-retention, rescheduled when not yet, forgotten when it is live again (its next end schedules it anew).
+or ended (written with the change, `MEETING_RETENTION_DAYS` after it), a recording copied into our
+storage (written by the copy, `RECORDING_RETENTION_DAYS` after it: `shared.recordings`). The purge
+reads only the partitions of days up to today, so it costs what there is to delete, not what is
+stored. A meeting whose entry comes due is checked again (a new session may have started since):
+deleted when past retention, rescheduled when not yet, forgotten when it is live again (its next end
+schedules it anew).
 
-Deleting a meeting takes everything that hangs off it: its rows in the owner's partition (invites,
-participants, outbox, markers, sessions, intervals, recordings, tombstones), its invitees' index rows,
-its provider-meeting mapping, and its owner's expired idempotency records. The meeting row goes
-last, so a meeting half purged is found (and finished) by the next run; each kind stops after `limit`
-deletions and the next run continues, so an interrupted or repeated run is harmless.
+Deleting a meeting first makes its provider meeting INACTIVE, so no token issued for it works once
+nobody here can see, cancel or revoke anything in it; while the provider cannot be told, the meeting
+is kept whole and its entry stays due, for the next run to try again. Then it takes everything that
+hangs off it: its rows in the owner's partition (invites, participants, outbox, markers, sessions,
+intervals, recordings, tombstones), its recordings' blobs, its invitees' index rows, its provider-meeting
+mapping, and its owner's expired idempotency records. The meeting row goes last, so a meeting half
+purged is found (and finished) by the next run; each kind stops after `limit` deletions and the next
+run continues, so an interrupted or repeated run is harmless.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared import schema, times
+from shared import problems, recordings, schema, times
 from shared.model import Meeting
 
 if TYPE_CHECKING:
@@ -63,22 +68,31 @@ def delivery_entry(received_at: datetime, key: str, retention_days: int) -> dict
 
 def purge(ctx: Context, limit: int = LIMIT) -> dict[str, int]:
     now = ctx.clock()
-    counts = {"deliveries": 0, "meetings": 0, "rescheduled": 0}
+    counts = {"deliveries": 0, "meetings": 0, "recordings": 0, "rescheduled": 0, "deferred": 0}
+    unreachable: set[str] = set()  # providers that failed this run: their meetings wait for the next
     table = ctx.storage.table(schema.EXPIRING)
     entries = table.query_entities(
         "PartitionKey ge @low and PartitionKey le @today",
         parameters={"low": schema.EXPIRING_PREFIX, "today": schema.expiring_partition(day_of(now))},
     )
     for entry in entries:
-        if counts["deliveries"] + counts["meetings"] >= limit:
+        if counts["deliveries"] + counts["meetings"] + counts["recordings"] >= limit:
             break
         key = entry["RowKey"]
         if key.startswith(schema.expiring_delivery("")):
             _delete_delivery(ctx, key.removeprefix(schema.expiring_delivery("")))
             counts["deliveries"] += 1
         elif key.startswith(schema.expiring_meeting("")):
-            outcome = _expire_meeting(ctx, entry["meetingId"], now)
+            outcome = _expire_meeting(ctx, entry["meetingId"], now, unreachable)
+            if outcome == "deferred":
+                counts["deferred"] += 1
+                continue  # its entry stays due: the next run tries again
             counts["meetings" if outcome == "deleted" else "rescheduled"] += outcome != "kept"
+        elif key.startswith(schema.EXPIRING_RECORDING):
+            outcome = recordings.expire(ctx, entry["meetingId"], entry["recordingId"], now)
+            counts["recordings" if outcome == "deleted" else "rescheduled"] += outcome != "kept"
+        # A rescheduled entry was written to a later day's partition (never back to its own), so this
+        # deletes only the entry that came due.
         with contextlib.suppress(ResourceNotFoundError):
             table.delete_entity(entry["PartitionKey"], key)
     log.info(json.dumps({"operation": "retention.purge", **counts}))
@@ -93,8 +107,9 @@ def _delete_delivery(ctx: Context, key: str) -> None:
             table.delete_entity(schema.delivery_partition(key), row_key)
 
 
-def _expire_meeting(ctx: Context, meeting_id: str, now: datetime) -> str:
-    """deleted | rescheduled | kept (live again, or not a meeting any more)."""
+def _expire_meeting(ctx: Context, meeting_id: str, now: datetime, unreachable: set[str]) -> str:
+    """deleted | rescheduled | kept (live again, or not a meeting any more) | deferred (its provider could not
+    be told; `unreachable` collects the providers that failed this run)."""
     partition = schema.owner_partition(meeting_id)
     try:
         meeting = Meeting.from_row(
@@ -107,10 +122,32 @@ def _expire_meeting(ctx: Context, meeting_id: str, now: datetime) -> str:
         return "kept"
     cutoff = now - timedelta(days=ctx.settings.meeting_retention_days)
     if since >= cutoff:
-        schedule_meeting(ctx, meeting, since)
+        # Due later today at the earliest, yet never into today's partition: this run is emptying it, and
+        # the entry it came from (the very same key) is deleted once this returns. Tomorrow's run takes it.
+        schedule_meeting(ctx, meeting, max(since, cutoff + timedelta(days=1)))
         return "rescheduled"
+    if not _deactivate(ctx, meeting, unreachable):
+        return "deferred"
     delete_meeting(ctx, meeting)
     return "deleted"
+
+
+def _deactivate(ctx: Context, meeting: Meeting, unreachable: set[str]) -> bool:
+    """Make the provider meeting INACTIVE (done already by a cancel, but an ended meeting is still ACTIVE);
+    False when the provider cannot be told now. After one failure, the run asks that provider no more."""
+    if meeting.provider in unreachable:
+        return False
+    try:
+        ctx.provider(meeting.provider).set_meeting_status(meeting.provider_meeting_id, "INACTIVE")
+    except problems.Problem as failure:
+        unreachable.add(meeting.provider)
+        log.warning(
+            json.dumps(
+                {"operation": "retention.purge", "meetingId": meeting.id, "status": "deferred", "problem": failure.slug}
+            )
+        )
+        return False
+    return True
 
 
 def _retained_since(meeting: Meeting) -> datetime | None:
@@ -130,20 +167,24 @@ def delete_meeting(ctx: Context, meeting: Meeting) -> None:
         table.query_entities(
             "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
             parameters={"pk": meeting.partition, "low": low, "high": high},
-            select=["RowKey", "id"],
+            select=["RowKey", "id", "indexed", "userId"],
         )
     )
+    recordings.erase(ctx, meeting.id)
     index = ctx.storage.table(schema.INVITATIONS)
+    participations = ctx.storage.table(schema.PARTICIPATIONS)
     invite_low, invite_high = schema.invite_range(meeting.id)
+    participant_low, participant_high = schema.participant_range(meeting.id)
     for row in own_rows:
-        if invite_low <= row["RowKey"] < invite_high:
-            for entry in index.query_entities(
-                "PartitionKey eq @pk and id eq @meeting",
-                parameters={"pk": row["id"], "meeting": meeting.id},
-                select=["RowKey"],
-            ):
-                with contextlib.suppress(ResourceNotFoundError):
-                    index.delete_entity(row["id"], entry["RowKey"])
+        if invite_low <= row["RowKey"] < invite_high and row.get("indexed"):
+            # The invite knows its index row's key (`indexed`): deleted by its key, no scan of the partition.
+            with contextlib.suppress(ResourceNotFoundError):
+                index.delete_entity(row["id"], row["indexed"].split("#", 1)[0])
+        elif participant_low <= row["RowKey"] < participant_high and row.get("userId"):
+            with contextlib.suppress(ResourceNotFoundError):
+                participations.delete_entity(row["userId"], meeting.id)
+    with contextlib.suppress(ResourceNotFoundError):
+        ctx.storage.table(schema.PENDING).delete_entity(schema.PENDING_PARTITION, schema.pending_follow_up(meeting.id))
     with contextlib.suppress(ResourceNotFoundError):
         ctx.storage.table(schema.PROVIDER_MEETINGS).delete_entity(
             schema.provider_meeting_partition(meeting.provider, meeting.provider_meeting_id),
@@ -156,7 +197,7 @@ def delete_meeting(ctx: Context, meeting: Meeting) -> None:
             "pk": meeting.partition,
             "low": idempotency_low,
             "high": idempotency_high,
-            "now": times.stamp(times.now()),
+            "now": times.stamp(ctx.clock()),
         },
         select=["RowKey"],
     ):

@@ -37,6 +37,10 @@ POISON_SUFFIX = "-poison"
 PER_MEETING_TABLES = (MEETINGS, INVITATIONS, PROVIDER_MEETINGS, PARTICIPATIONS, PENDING, EXPIRING)
 PER_USER_TABLES = (MEETINGS, INVITATIONS, PARTICIPATIONS, CLOSED_ACCOUNTS)
 
+# Blob containers -------------------------------------------------------------------------------------
+
+RECORDINGS_CONTAINER = "recordings"  # private: one block blob per stored recording, under its meeting's prefix
+
 
 def after(prefix: str) -> str:
     """The least string above every string that starts with `prefix` (a range query's end)."""
@@ -118,6 +122,8 @@ def delivered_key(meeting_id: str, invite_id: str) -> str:
 # Follow-up markers: what the provider and the derived rows still owe the meeting's rows (shared.followups).
 CANCELLED_MARK, ACCESS_MARK, FIELDS_MARK, MAIL_MARK = "c", "a", "x", "o"
 INVITE_MARK, PARTICIPANT_MARK = "i|", "p|"
+# Written by the follow-up itself before it changes live participants' presets: the kicks it still owes them.
+KICK_MARK = "k|"
 
 
 def marker_key(meeting_id: str, mark: str) -> str:
@@ -209,6 +215,15 @@ def erased_key(custom_participant_id: str) -> str:
     return ERASED + key_part(custom_participant_id)
 
 
+def recording_blob(meeting_id: str, recording_id: str) -> str:
+    """A stored recording's blob in `RECORDINGS_CONTAINER`: a meeting's recordings share a prefix."""
+    return recording_blobs(meeting_id) + key_part(recording_id)
+
+
+def recording_blobs(meeting_id: str) -> str:
+    return f"{meeting_id}/"
+
+
 def session_order_key(first_seen: str, session_id: str) -> str:
     return f"{SESSION_ORDER}{newest_first(first_seen)}|{key_part(session_id)}"
 
@@ -248,7 +263,7 @@ def closed_partition(hour: str) -> str:
 # Pending: the index of background work -------------------------------------------------------------------
 
 PENDING_PARTITION = "work"
-FOLLOW_UP, CLOSE_ACCOUNT, MAIL_RETRY = "f|", "c|", "m|"
+FOLLOW_UP, CLOSE_ACCOUNT, MAIL_RETRY, RECORDING_COPY = "f|", "c|", "m|", "r|"
 
 
 def pending_follow_up(meeting_id: str) -> str:
@@ -261,6 +276,10 @@ def pending_close(user_id: str) -> str:
 
 def pending_mail(meeting_id: str, change: str, invite_id: str) -> str:
     return f"{MAIL_RETRY}{meeting_id}|{change}|{invite_id}"
+
+
+def pending_copy(meeting_id: str, recording_id: str) -> str:
+    return f"{RECORDING_COPY}{meeting_id}|{key_part(recording_id)}"
 
 
 # Expiring: the retention index ----------------------------------------------------------------------------
@@ -279,6 +298,13 @@ def expiring_meeting(meeting_id: str) -> str:
 
 def expiring_delivery(key: str) -> str:
     return "d|" + key
+
+
+EXPIRING_RECORDING = "r|"
+
+
+def expiring_recording(meeting_id: str, recording_id: str) -> str:
+    return f"{EXPIRING_RECORDING}{meeting_id}|{key_part(recording_id)}"
 
 
 # Status ----------------------------------------------------------------------------------------------------

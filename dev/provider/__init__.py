@@ -5,9 +5,10 @@ Run it with `python -m dev.provider --port 7073`, or in-process:
     with ProviderStandIn().start(port=0) as provider:
         ... provider.url, provider.add_fault(...), provider.deliver(...) ...
 
-Requests are checked against Dyte's own OpenAPI document (`openapi.py`), state and rules live in
-`model.py`, webhook keys, signing and payload builders in `webhooks.py`, the server and the admin
-API (`/__admin/...`) in `server.py`.
+Requests are checked against Dyte's own OpenAPI document and, in RealtimeKit mode, Cloudflare's own
+subset (`openapi.py`); state and rules live in `model.py`, webhook keys, signing, payload builders and
+the background outbox in `webhooks.py`, the local room and recording files in `room.py`, the server
+and the admin API (`/__admin/...`) in `server.py`.
 """
 
 from dev.provider.server import Fault, ProviderStandIn

@@ -1,10 +1,12 @@
-"""Dyte's own OpenAPI document as the stand-in's request gate.
+"""The providers' own API descriptions as the stand-in's request gate.
 
 Every API request is matched to an operation of `dyte-openapi-v2.yaml` (RealtimeKit paths are the
 same sub-paths under another prefix) and its path, query and JSON body are validated against that
 operation's schemas, so a client that passes here sends what the real API documents. The document
 is OpenAPI 3.0: its schema dialect is JSON Schema draft 4 plus `nullable`, which is translated once
-at load. RealtimeKit's documented differences are applied to a copy for that mode.
+at load. RealtimeKit's documented differences are applied to a copy for that mode, and every
+operation Cloudflare's own subset (`realtimekit-openapi-subset.json`) describes takes its request
+body, query and answer schemas from there instead: where the two differ, Cloudflare's is the truth.
 """
 
 from __future__ import annotations
@@ -14,20 +16,23 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from jsonschema import Draft4Validator, FormatChecker, ValidationError, validators
+from jsonschema import Draft4Validator, Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from dev.provider.model import ApiError
 
-# Dyte's own document, vendored (Apache-2.0, see NOTICE) so a clone is self-contained.
+# Dyte's own document and Cloudflare's RealtimeKit subset, vendored (Apache-2.0, see NOTICE) so a clone
+# is self-contained.
 DOCUMENT = Path(__file__).resolve().parent / "dyte-openapi-v2.yaml"
+SUBSET = Path(__file__).resolve().parent / "realtimekit-openapi-subset.json"
+SUBSET_PREFIX = "/accounts/{account_id}/realtime/kit/{app_id}"
 
 METHODS = ("get", "put", "post", "delete", "patch")
 
@@ -40,6 +45,8 @@ class Operation:
     body: Any  # a compiled validator, or None when the operation takes no JSON body
     body_schema: Mapping[str, Any] | None
     responses: Mapping[str, Any]  # status -> validator of its JSON answer, for checking the stand-in itself
+    # Success status -> the schema of its answer, where the stand-in can trim an answer to what it requires.
+    answer_schemas: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,17 @@ class _Route:
 
 
 class Gate:
-    """The routes and validators of one mode, compiled once."""
+    """The routes and validators of one mode, compiled once; `overrides` replace a documented operation's
+    body, query and answer checks, by (METHOD, path template with its parameters written `{}`)."""
 
-    def __init__(self, document: Mapping[str, Any]):
+    def __init__(self, document: Mapping[str, Any], overrides: Mapping[tuple[str, str], Operation] | None = None):
         self._document = document
+        self._overrides = overrides or {}
+        self._overridden: set[tuple[str, str]] = set()
         routes = [self._route(template, item) for template, item in document["paths"].items()]
+        unmatched = set(self._overrides) - self._overridden
+        if unmatched:
+            raise ValueError(f"operations without a documented route: {sorted(unmatched)}")
         # A literal segment must win over a parameter (`/recordings/active-recording/{id}`).
         routes.sort(key=lambda route: -route[0])
         self._routes = [route for _, route in routes]
@@ -83,6 +96,17 @@ class Gate:
                 literals += 1
                 parts.append(re.escape(segment))
         operations = {method: self._operation(item, item[method]) for method in METHODS if method in item}
+        for method, operation in operations.items():
+            key = (method.upper(), _shape(template))
+            override = self._overrides.get(key)
+            if override is not None:
+                self._overridden.add(key)
+                operations[method] = replace(
+                    override,
+                    operation_id=operation.operation_id,
+                    path_params=operation.path_params,
+                    responses={**operation.responses, **override.responses},
+                )
         pattern = re.compile("/" + "/".join(parts))
         return literals, _Route(pattern, tuple(names), operations)
 
@@ -227,6 +251,7 @@ def _forbidden(validator: Any, names: list[str], instance: Any, schema: Any) -> 
 
 
 _Validator = validators.extend(Draft4Validator, {"x-forbidden": _forbidden})
+_SubsetValidator = validators.extend(Draft202012Validator, {"x-forbidden": _forbidden})
 # Only the formats the operations use, checked without the optional packages jsonschema would want.
 _FORMATS = FormatChecker(formats=())
 
@@ -282,12 +307,86 @@ def _realtimekit(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _shape(template: str) -> str:
+    """A path template with its parameter names dropped, so that two documents' templates compare."""
+    return re.sub(r"\{[^}]*\}", "{}", template)
+
+
+# The subset's envelope note: errors as Dyte's envelope, a 401 as a bare message.
+_SUBSET_ERROR = {
+    "type": "object",
+    "properties": {
+        "success": {"enum": [False]},
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "number"}, "message": {"type": "string"}},
+            "required": ["code", "message"],
+        },
+    },
+    "required": ["success", "error"],
+}
+# RealtimeKit routes media itself: its meetings have no `preferred_region` (reference section 4.4), and the
+# subset's schemas, which allow undeclared fields, would otherwise let a Dyte habit through unnoticed.
+_WITHOUT_REGION = ("create_meeting", "update_meeting")
+_SUBSET_UNAUTHORIZED = {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}
+
+
+def subset_operations(subset: Path = SUBSET) -> dict[tuple[str, str], Operation]:
+    """Cloudflare's RealtimeKit operations as gate overrides, keyed as `Gate` wants them."""
+    document = json.loads(subset.read_text(encoding="utf-8"))
+    operations = {}
+    for key, spec in document["operations"].items():
+        method, path = key.split(" ", 1)
+        documented = spec["openapi_operation"]
+        body_schema = spec.get("request_body_schema") if documented.get("requestBody") else None
+        if body_schema is not None and spec["operationId"] in _WITHOUT_REGION:
+            body_schema = {**body_schema, "x-forbidden": ["preferred_region"]}
+        query = spec.get("query_schema", {}).get("properties", {})
+        responses, answer_schemas = {}, {}
+        for status in documented.get("responses", {}):
+            if status.startswith("2"):
+                schema = answer_schemas[status] = spec["response_schema"]
+            else:
+                schema = _SUBSET_UNAUTHORIZED if status == "401" else _SUBSET_ERROR
+            responses[status] = _SubsetValidator(schema, format_checker=_FORMATS)
+        operations[(method, _shape(path.removeprefix(SUBSET_PREFIX)))] = Operation(
+            operation_id=spec["operationId"],
+            path_params=(),
+            query_params=tuple(
+                (name, (schema, _SubsetValidator(schema, format_checker=_FORMATS))) for name, schema in query.items()
+            ),
+            body=None if body_schema is None else _SubsetValidator(body_schema, format_checker=_FORMATS),
+            body_schema=body_schema,
+            responses=responses,
+            answer_schemas=answer_schemas,
+        )
+    return operations
+
+
+def required_only(schema: Mapping[str, Any], value: Any) -> Any:
+    """`value` with every field its (subset) schema does not require left out, at every level."""
+    definitions = schema.get("$defs", {})
+
+    def trim(node: Mapping[str, Any], item: Any) -> Any:
+        while "$ref" in node:
+            node = definitions[node["$ref"].removeprefix("#/$defs/")]
+        if isinstance(item, dict) and "properties" in node:
+            required = node.get("required", [])
+            return {key: trim(node["properties"].get(key, {}), item[key]) for key in required if key in item}
+        if isinstance(item, list) and isinstance(node.get("items"), Mapping):
+            return [trim(node["items"], element) for element in item]
+        return item
+
+    return trim(schema, value)
+
+
 @cache
-def gates(document: Path = DOCUMENT) -> dict[str, Gate]:
-    """The gate of each mode; the YAML is read and compiled once per process."""
-    if not document.is_file():
-        raise FileNotFoundError(f"Dyte's OpenAPI document is missing: {document}")
+def gates(document: Path = DOCUMENT, subset: Path = SUBSET) -> dict[str, Gate]:
+    """The gate of each mode; the documents are read and compiled once per process."""
+    for path, what in ((document, "Dyte's OpenAPI document"), (subset, "Cloudflare's RealtimeKit subset")):
+        if not path.is_file():
+            raise FileNotFoundError(f"{what} is missing: {path}")
     with document.open("rb") as stream:
         # The C loader is the safe loader too; it reads the 260 KB document about ten times faster.
         dyte = _json_schema(yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))  # noqa: S506
-    return {"dyte": Gate(dyte), "realtimekit": Gate(_realtimekit(dyte))}
+    return {"dyte": Gate(dyte), "realtimekit": Gate(_realtimekit(dyte), subset_operations(subset))}

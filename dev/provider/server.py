@@ -1,4 +1,5 @@
-"""`ProviderStandIn`: the HTTP server, its two API modes, faults, the request log and the admin API."""
+"""`ProviderStandIn`: the HTTP server, its two API modes, faults, the request log, the admin API, the local
+room (`/__room/...`) and recording files (`/__files/...`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import base64
 import binascii
 import hmac
 import json
+import os
 import re
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -19,14 +22,19 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 
 from dev.loopback import LoopbackServer
-from dev.provider import openapi, webhooks
+from dev.provider import openapi, room, webhooks
 from dev.provider.model import ApiError, Switches, Tenant
-from shared.settings import DyteCredentials, RealtimeKitCredentials
+from shared import presets
+from shared.settings import DEFAULT_PRESETS, DyteCredentials, RealtimeKitCredentials
 
 MODES = ("dyte", "realtimekit")
+_FILES = "/__files/recordings/"
+_ROOM_ACTIONS = {"enter": "POST", "state": "GET", "leave": "POST", "admit": "POST"}
 _RTK_PREFIX = re.compile(r"/client/v4/accounts/([^/]+)/realtime/kit/([^/]+)(/.*)?")
 _KEY_PATHS = {"/.well-known/webhooks.json": "dyte", "/realtimekit/.well-known/webhooks.json": "realtimekit"}
-# Cloudflare's API gateway answers bad credentials in its own envelope, before RealtimeKit sees the request.
+# A token valid for another account or app is refused by Cloudflare's API gateway in its own envelope,
+# before RealtimeKit sees the request; a bad token gets the 401 Cloudflare's RealtimeKit schemas document.
+_UNAUTHORIZED = {"message": "Unauthorized"}
 _GATEWAY_AUTH_ERROR = {
     "success": False,
     "errors": [{"code": 10000, "message": "Authentication error"}],
@@ -48,6 +56,11 @@ _OPERATIONS: dict[str, _Handler] = {
     "GetActiveSession": lambda t, p, q, b: t.active_session(p["meeting_id"]),
     "KickPartcipants": lambda t, p, q, b: t.kick(p["meeting_id"], b),
     "KickAllParticipants": lambda t, p, q, b: t.kick_all(p["meeting_id"]),
+    "get-presets": lambda t, p, q, b: t.list_presets(q),
+    "post-presets": lambda t, p, q, b: t.create_preset(b),
+    "get-presets-preset_id": lambda t, p, q, b: t.get_preset(p["preset_id"]),
+    "delete-presets-preset_id": lambda t, p, q, b: t.delete_preset(p["preset_id"]),
+    "get_one_recording": lambda t, p, q, b: t.get_recording(p["recording_id"]),
     "getAllWebhooks": lambda t, p, q, b: t.list_webhooks(),
     "addWebhook": lambda t, p, q, b: t.add_webhook(b),
     "getWebhook": lambda t, p, q, b: t.get_webhook(p["webhook_id"]),
@@ -101,6 +114,8 @@ class _Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    stream: Iterable[bytes] | None = None  # sent instead of `body`: `length` bytes in chunks
+    length: int = 0
 
     @classmethod
     def json(cls, status: int, document: Any, headers: dict[str, str] | None = None) -> _Reply:
@@ -109,7 +124,12 @@ class _Reply:
 
 
 class ProviderStandIn:
-    """An in-memory Dyte v2 API at `/v2` and RealtimeKit API at `/client/v4/accounts/.../realtime/kit/...`."""
+    """An in-memory Dyte v2 API at `/v2` and RealtimeKit API at `/client/v4/accounts/.../realtime/kit/...`.
+
+    `presets` names presets to seed besides each mode's defaults (mode -> role -> name, as the settings
+    name them); `clock` gives recording links their time; webhooks the room causes are retried after
+    `webhook_retry_delay` seconds.
+    """
 
     def __init__(
         self,
@@ -119,12 +139,19 @@ class ProviderStandIn:
         rtk_account_id: str = "local-account",
         rtk_app_id: str = "local-app",
         rtk_api_token: str = "local-realtimekit-api-token",  # noqa: S107 - the local settings' value, not a secret
+        presets: Mapping[str, Mapping[str, str]] | None = None,
+        clock: Callable[[], float] = time.time,
+        webhook_retry_delay: float = 1.0,
     ):
         self.dyte_org_id, self._dyte_api_key = dyte_org_id, dyte_api_key
         self.rtk_account_id, self.rtk_app_id, self._rtk_api_token = rtk_account_id, rtk_app_id, rtk_api_token
+        self._presets = {mode: dict((presets or {}).get(mode, {})) for mode in MODES}
+        self._clock = clock
         self._lock = threading.RLock()
         self._token_keys = {mode: webhooks.new_key() for mode in MODES}
         self._signing_keys = {mode: webhooks.new_key() for mode in MODES}
+        self._file_secret = os.urandom(32)
+        self._outbox = webhooks.Outbox(webhook_retry_delay)
         self.switches = Switches()
         self._tenants = self._new_tenants()
         self._faults: list[Fault] = []
@@ -140,6 +167,7 @@ class ProviderStandIn:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         self._gates = openapi.gates()
         self._server = _Server((host, port), self).serve_in_background()
+        self._outbox.start()
         return self
 
     def stop(self) -> None:
@@ -148,6 +176,7 @@ class ProviderStandIn:
         self._wake.set()
         self._server.stop()
         self._server = None
+        self._outbox.stop()
 
     def __enter__(self) -> Self:
         return self if self._server else self.start()
@@ -193,6 +222,7 @@ class ProviderStandIn:
             self._tenants = self._new_tenants()
             self._faults.clear()
             self._log.clear()
+            self._outbox.clear()
 
     def clear_faults(self) -> None:
         """Forget the faults, and nothing else (requests already delayed by one still answer late)."""
@@ -258,9 +288,36 @@ class ProviderStandIn:
     def start_session(
         self, mode: str, meeting_id: str, *, participant_ids: tuple[str, ...] = (), custom_participant_ids=()
     ) -> str:
-        """Start (or join people to) the meeting's live session; returns the session id."""
+        """People join the meeting's live session (started if none, past any waiting room, with the webhooks
+        that sends); returns the session id."""
         with self._lock:
-            return self._tenant(mode).start_session(meeting_id, list(participant_ids), list(custom_participant_ids))
+            session_id = self._tenant(mode).start_session(
+                meeting_id, list(participant_ids), list(custom_participant_ids)
+            )
+            self._flush()
+            return session_id
+
+    def record(self, mode: str, meeting_id: str, session_id: str) -> dict[str, Any]:
+        """A recording of the session, `recording_size_bytes` generated bytes, uploaded without a call in the room:
+        its `recording.statusUpdate` UPLOADED payload, whose `downloadUrl` serves the file (for `deliver`)."""
+        with self._lock:
+            return self._tenant(mode).record(meeting_id, session_id)
+
+    def recording_bytes(self, recording_id: str) -> Iterable[bytes]:
+        """The whole file a recording's link serves, chunk by chunk (KeyError for a recording nobody has)."""
+        with self._lock:
+            held = [t.recordings[recording_id] for t in self._tenants.values() if recording_id in t.recordings]
+        if not held:
+            raise KeyError(recording_id)
+        return room.content(held[0].id, held[0].file_size or 0)
+
+    def sent_webhooks(self) -> list[dict[str, Any]]:
+        """What the room's webhooks did so far: mode, event, url, webhook id, delivery id, status, attempts."""
+        return self._outbox.log()
+
+    def drain_webhooks(self, timeout: float = 10.0) -> bool:
+        """Wait until every webhook caused so far was delivered (or given up); whether that was in time."""
+        return self._outbox.drain(timeout)
 
     def public_key_pem(self, mode: str) -> str:
         with self._lock:
@@ -279,11 +336,14 @@ class ProviderStandIn:
         url: str | None = None,
         duplicate: int = 0,
         raw_body: str | None = None,
+        header_names: str | None = None,
     ) -> list[dict[str, Any]]:
         """Sign and POST one event: to `url`, or to every enabled webhook subscribed to its event.
 
         `raw_body` sends exact text (e.g. not compact JSON); `duplicate` extra copies repeat the
-        delivery with the same delivery id, as a provider's retry does.
+        delivery with the same delivery id, as a provider's retry does; `header_names` sends it under the
+        other mode's header names, signed with this mode's key (RealtimeKit deliveries were reported
+        with Dyte's names during the migration).
         """
         if (payload is None) == (raw_body is None):
             raise ValueError("give exactly one of payload and raw_body")
@@ -296,7 +356,7 @@ class ProviderStandIn:
             targets = [(url, next((hook.id for hook in hooks if hook.url == url), str(uuid.uuid4())))]
         else:
             targets = [(hook.url, hook.id) for hook in hooks if hook.enabled and event in hook.events]
-        return webhooks.deliver(mode, key, targets, body, 1 + duplicate)
+        return webhooks.deliver(self._mode(header_names or mode), key, targets, body, 1 + duplicate)
 
     # Serving
 
@@ -304,9 +364,20 @@ class ProviderStandIn:
         split = urlsplit(target)
         if split.path.startswith("/__admin/"):
             return self._admin(method, split.path, raw_body)
+        if split.path.startswith("/__room/"):
+            return self._room(method, split.path, headers, raw_body)
         mode, relative, tenant_ids = self._locate(split.path)
         generation = self._wake  # a reset while this request is pending starts a new log without it
-        if mode is None:
+        file = split.path.startswith(_FILES) and method == "GET"
+        if file:
+            # A file takes the faults (and the log) of the mode holding its recording, else Dyte's.
+            recording_id, relative, wanted = split.path.removeprefix(_FILES), split.path, headers.get("Range")
+            with self._lock:
+                mode = next((m for m, t in self._tenants.items() if recording_id in t.recordings), "dyte")
+            reply = self._with_faults(
+                mode, method, relative, lambda: self._file(recording_id, parse_qs(split.query), wanted)
+            )
+        elif mode is None:
             reply = _Reply.json(404, ApiError(404, f"No route for {method} {split.path}").body())
         else:
             query = parse_qs(split.query, keep_blank_values=True)
@@ -326,7 +397,10 @@ class ProviderStandIn:
                     "method": method,
                     "path": relative,
                     "query": split.query,
+                    "body": _parsed(raw_body),
                     "status": None if reply.drop else reply.status,
+                    # A file's answer depends on the range asked for (a resumed download).
+                    **({"range": headers.get("Range")} if file else {}),
                 }
             )
         return reply
@@ -393,10 +467,89 @@ class ProviderStandIn:
             if handler is None:
                 raise ApiError(501, f"{operation.operation_id} is documented but not implemented by this stand-in")
             with self._lock:
-                status, document = handler(self._tenants[mode], params, query, body)
+                try:
+                    status, document = handler(self._tenants[mode], params, query, body)
+                finally:
+                    self._flush()
+                minimal = self.switches.required_answer_fields_only
         except ApiError as error:
             return _Reply.json(error.status, error.body())
+        schema = operation.answer_schemas.get(str(status))
+        if minimal and schema is not None:
+            document = openapi.required_only(schema, document)
         return _Reply.json(status, document)
+
+    def _room(self, method: str, path: str, headers: Mapping[str, str], raw_body: bytes) -> _Reply:
+        if method == "OPTIONS":
+            return _Reply(204, headers=dict(room.CORS))
+        action = path.removeprefix("/__room/").strip("/")
+        if _ROOM_ACTIONS.get(action) != method:
+            return _Reply.json(404, {"error": f"no room route {method} {path}"}, room.CORS)
+        try:
+            try:
+                body = json.loads(raw_body) if raw_body.strip() else None
+            except ValueError:
+                raise room.RoomError(400, "the body is not JSON") from None
+            with self._lock:
+                tenant, meeting, participant = room.identify(
+                    self._tenants, self._token_keys, headers.get("Authorization", "")
+                )
+                try:
+                    answer = room.act(tenant, meeting, participant, action, body)
+                finally:
+                    self._flush()
+        except room.RoomError as error:
+            return _Reply.json(error.status, {"error": error.message}, room.CORS)
+        return _Reply.json(200, answer, room.CORS)
+
+    def _file(self, recording_id: str, query: Mapping[str, list[str]], ranged: str | None) -> _Reply:
+        try:
+            room.check_link(self._file_secret, recording_id, query, self._clock())
+        except room.RoomError as error:
+            return _Reply.json(error.status, {"error": error.message}, room.CORS)
+        with self._lock:
+            found = next(
+                (t.recordings[recording_id] for t in self._tenants.values() if recording_id in t.recordings), None
+            )
+            rate, cut, wake = (
+                self.switches.recording_bytes_per_second,
+                self.switches.recording_cut_after_bytes,
+                self._wake,
+            )
+        if found is None or found.status != "UPLOADED" or found.file_size is None:
+            return _Reply.json(404, {"error": f"no recording {recording_id}"}, room.CORS)
+        size = found.file_size
+        try:
+            wanted = room.byte_range(ranged, size)
+        except room.RoomError as error:
+            unsatisfiable = {**room.CORS, "Content-Range": f"bytes */{size}"}
+            return _Reply.json(error.status, {"error": error.message}, unsatisfiable)
+        first, last = wanted or (0, size - 1)
+        headers = {
+            **room.CORS,
+            "Content-Type": "video/mp4",
+            "Content-Disposition": f'attachment; filename="{found.output_file_name}"',
+            "Accept-Ranges": "bytes",
+        }
+        if wanted is not None:
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        stream = _paced(room.content(recording_id, size, first, last), rate, cut, wake)
+        return _Reply(206 if wanted else 200, headers=headers, stream=stream, length=last - first + 1)
+
+    def _flush(self) -> None:
+        """Hand the webhooks the last call caused to the outbox, signed for each subscribed webhook."""
+        for mode, tenant in self._tenants.items():
+            payloads, tenant.outbox = tenant.outbox, []
+            for payload in payloads:
+                event = payload["event"]
+                targets = [(h.url, h.id) for h in tenant.webhooks.values() if h.enabled and event in h.events]
+                if targets:
+                    body = json.dumps(payload, separators=(",", ":")).encode()
+                    self._outbox.send(mode, self._signing_keys[mode], targets, body, event)
+
+    def _link(self, recording_id: str) -> tuple[str, str]:
+        expires = int(self._clock()) + self.switches.recording_link_ttl_seconds
+        return room.link(self.url, self._file_secret, recording_id, expires)
 
     def _authenticate(
         self, mode: str, path: str, tenant_ids: tuple[str, str] | None, authorization: str
@@ -406,7 +559,7 @@ class ProviderStandIn:
             if scheme.lower() != "bearer" or not hmac.compare_digest(
                 credentials.encode(), self._rtk_api_token.encode()
             ):
-                return _Reply.json(401, _GATEWAY_AUTH_ERROR)
+                return _Reply.json(401, _UNAUTHORIZED)
             if tenant_ids != (self.rtk_account_id, self.rtk_app_id):
                 return _Reply.json(403, _GATEWAY_AUTH_ERROR)
             return None
@@ -419,7 +572,7 @@ class ProviderStandIn:
             return None
         # Dyte documents its webhook routes' 401 without the usual envelope.
         if path.startswith("/webhooks"):
-            return _Reply.json(401, {"message": "Unauthorized"})
+            return _Reply.json(401, _UNAUTHORIZED)
         return _Reply.json(401, ApiError(401, "Unauthorized").body())
 
     def _admin(self, method: str, path: str, raw_body: bytes) -> _Reply:
@@ -455,6 +608,10 @@ class ProviderStandIn:
                     return _Reply.json(200, {"public_key": self.rotate_key(mode)})
                 case "POST", ["deliver"]:
                     return _Reply.json(200, {"deliveries": self.deliver(**body)})
+                case "GET", ["webhooks"]:
+                    return _Reply.json(200, self.sent_webhooks())
+                case "POST", ["webhooks", "drain"]:
+                    return _Reply.json(200, {"drained": self.drain_webhooks(float(body.get("timeout", 10.0)))})
             return _Reply.json(404, {"error": f"no admin route {method} {path}"})
         except ApiError as error:
             return _Reply.json(error.status, error.body())
@@ -463,7 +620,18 @@ class ProviderStandIn:
 
     def _new_tenants(self) -> dict[str, Tenant]:
         organizations = {"dyte": self.dyte_org_id, "realtimekit": self.rtk_app_id}
-        return {mode: Tenant(mode, organizations[mode], self._token_keys[mode], self.switches) for mode in MODES}
+        return {
+            mode: Tenant(
+                mode, organizations[mode], self._token_keys[mode], self.switches, self._seeded(mode), self._link
+            )
+            for mode in MODES
+        }
+
+    def _seeded(self, mode: str) -> dict[str, dict[str, Any]]:
+        """The presets a new organization has: the mode's defaults and the ones the settings name."""
+        roles = {name: role for role, name in DEFAULT_PRESETS[mode].items()}
+        roles.update({name: role for role, name in self._presets[mode].items()})
+        return {name: presets.body(role, name) for name, role in roles.items()}
 
     def _tenant(self, mode: str) -> Tenant:
         return self._tenants[self._mode(mode)]
@@ -473,6 +641,28 @@ class ProviderStandIn:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         return mode
+
+
+def _paced(chunks: Iterable[bytes], rate: int, cut: int, wake: threading.Event) -> Iterator[bytes]:
+    """A file's body as slow and as broken as the switches say: `rate` bytes a second (0: at once), nothing after
+    `cut` bytes (0: all of it); a reset or stop cuts a slow one short."""
+    sent = 0
+    for chunk in chunks:
+        if cut and sent + len(chunk) >= cut:
+            yield chunk[: cut - sent]
+            return
+        yield chunk
+        sent += len(chunk)
+        if rate and wake.wait(len(chunk) / rate):
+            return
+
+
+def _parsed(raw_body: bytes) -> Any:
+    """A request body as the log keeps it: its JSON, else None (none, or not JSON)."""
+    try:
+        return json.loads(raw_body) if raw_body.strip() else None
+    except ValueError:
+        return None
 
 
 class _Server(LoopbackServer):
@@ -503,6 +693,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_OPTIONS(self) -> None:
+        self._handle("OPTIONS")
+
     def _handle(self, method: str) -> None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
@@ -523,6 +716,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
+        self.send_header("Content-Length", str(reply.length if reply.stream is not None else len(reply.body)))
         self.end_headers()
-        self.wfile.write(reply.body)
+        sent = 0
+        for chunk in reply.stream if reply.stream is not None else (reply.body,):
+            self.wfile.write(chunk)
+            sent += len(chunk)
+        if sent < (reply.length if reply.stream is not None else len(reply.body)):
+            self.close_connection = True  # fewer bytes than Content-Length promised: the reader sees it

@@ -1,5 +1,6 @@
 // Alerts, as log search alert rules over Application Insights (classic table names: traces,
-// requests), each notifying the optional action group.
+// requests), each notifying the optional action group. Their queries are checked by Kusto's own
+// language service in make test (tests/kusto).
 //
 // 1. Poison messages. The Functions host moves a queue message that failed maxDequeueCount times to
 //    "<queue>-poison" and logs the warning "Message has reached MaxDequeueCount of N. Moving message
@@ -17,6 +18,12 @@
 //    meeting.ended, from the app's JSON log lines {"operation": "events.apply", "event": ...}) and no
 //    verified delivery ({"operation": "webhooks.receive", "status": 200}) arrived for
 //    webhookSilenceMinutes. The session key is the line's sessionId, else its meetingId.
+// 4. Stuck background work, the work GET /api/health counts as stuck, seen in the log lines of the
+//    work itself, per kind: a follow-up, account closing, email or recording copy whose dependency has been
+//    unavailable for more than 10 minutes ({"operation": "pending.retry", "attempts": n} with
+//    n >= 10: the retry delays 2, 4, ... 512 s add up to 1022 s), and webhook deliveries recorded but
+//    not applied after 10 minutes ("events.sweep" with "requeued" > 0: the sweep re-enqueues only
+//    those). Stuck work logs at least hourly, so the one-hour window keeps the alert open.
 
 @description('Azure region.')
 param location string
@@ -61,6 +68,17 @@ traces
 | where message has "Moving message to queue" and message contains "-poison"
 | extend queueName = extract("queue '([^']+)'", 1, message)
 | summarize moved = count() by queueName
+'''
+
+var stuckWorkQuery = '''
+traces
+| where message startswith "{"
+| extend m = parse_json(message)
+| extend operation = tostring(m.operation)
+| where (operation == "pending.retry" and toint(m.attempts) >= 10)
+    or (operation == "events.sweep" and toint(m.requeued) > 0)
+| extend work = iff(operation == "pending.retry", tostring(m.work), "webhook deliveries")
+| summarize stuck = count() by work
 '''
 
 // {0}: minimum request count, {1}: percentage threshold.
@@ -219,8 +237,55 @@ resource webhookSilenceAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01'
   }
 }
 
+resource stuckWorkAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-stuck-work-${namePrefix}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Background work stuck for more than 10 minutes'
+    description: 'A job, webhook deliveries or invitation emails have waited too long (GET /api/health says degraded). Jobs wait for an unavailable provider or storage; deliveries and emails were re-enqueued by their sweep. See docs/operations.md (Alerts).'
+    severity: 2
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT1H'
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: stuckWorkQuery
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'stuck'
+          dimensions: [
+            {
+              name: 'work'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: actionGroups
+    }
+  }
+}
+
 output alertIds array = [
   poisonQueueAlert.id
   http5xxAlert.id
   webhookSilenceAlert.id
+  stuckWorkAlert.id
 ]

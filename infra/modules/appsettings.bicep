@@ -23,6 +23,15 @@ param functionAppName string
 @description('Storage account name (identity-based AzureWebJobsStorage).')
 param storageAccountName string
 
+@description('The storage account\'s primary blob endpoint (https://<name>.blob.<cloud suffix>/).')
+param blobServiceUri string
+
+@description('The storage account\'s primary queue endpoint.')
+param queueServiceUri string
+
+@description('The storage account\'s primary table endpoint.')
+param tableServiceUri string
+
 @description('Key Vault URI (https://<name>.vault.azure.net/), for the references.')
 param keyVaultUri string
 
@@ -52,6 +61,9 @@ param presetHost string
 
 @description('PRESET_PARTICIPANT.')
 param presetParticipant string
+
+@description('PRESET_GUEST.')
+param presetGuest string
 
 @description('WEBHOOK_PUBLIC_KEY (PEM).')
 param webhookPublicKey string
@@ -114,7 +126,9 @@ param eventRetentionDays int
 @description('MEETING_RETENTION_DAYS.')
 param meetingRetentionDays int
 
-var storageSuffix = environment().suffixes.storage
+@description('RECORDING_RETENTION_DAYS.')
+param recordingRetentionDays int
+
 var mailEnabled = (empty(mailSender)) ? false : true
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
@@ -132,11 +146,14 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
   properties: {
-    // Functions runtime: identity-based host storage (system-assigned identity) and telemetry.
+    // Identity-based storage (system-assigned identity) for the Functions runtime and the app. The
+    // service URIs are the account's own primary endpoints, so they carry the cloud's suffix (a
+    // sovereign cloud included) rather than one assumed from the account name.
     AzureWebJobsStorage__accountName: storageAccountName
-    AzureWebJobsStorage__blobServiceUri: 'https://${storageAccountName}.blob.${storageSuffix}'
-    AzureWebJobsStorage__queueServiceUri: 'https://${storageAccountName}.queue.${storageSuffix}'
-    AzureWebJobsStorage__tableServiceUri: 'https://${storageAccountName}.table.${storageSuffix}'
+    AzureWebJobsStorage__blobServiceUri: blobServiceUri
+    AzureWebJobsStorage__queueServiceUri: queueServiceUri
+    AzureWebJobsStorage__tableServiceUri: tableServiceUri
+    // Functions runtime: telemetry.
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
 
@@ -152,6 +169,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     REALTIMEKIT_API_BASE_URL: realtimekitApiBaseUrl
     PRESET_HOST: presetHost
     PRESET_PARTICIPANT: presetParticipant
+    PRESET_GUEST: presetGuest
     WEBHOOK_PUBLIC_KEY: webhookPublicKey
     WEBHOOK_PUBLIC_KEY_URL: webhookPublicKeyUrl
     REALTIMEKIT_WEBHOOK_PUBLIC_KEY: realtimekitWebhookPublicKey
@@ -173,5 +191,6 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GRAPH_BASE_URL: graphBaseUrl
     EVENT_RETENTION_DAYS: string(eventRetentionDays)
     MEETING_RETENTION_DAYS: string(meetingRetentionDays)
+    RECORDING_RETENTION_DAYS: string(recordingRetentionDays)
   }
 }

@@ -4,6 +4,8 @@
 //
 // Role definition IDs (built-in roles, the same in every tenant):
 //   Storage Blob Data Owner         b7e6dc6d-f1e8-4753-8033-0f276bb0955b
+//   Storage Blob Data Contributor   ba92f5b4-2d11-453d-a403-e96b0029c9fe
+//   Storage Blob Delegator          db58b8e5-c6ad-4a2a-8342-4190687cbf4a
 //   Storage Queue Data Contributor  974c5e8b-45b9-4653-ba55-5f855dd0fb88
 //   Storage Table Data Contributor  0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3
 //   Key Vault Secrets User          4633458b-17de-408a-b874-0445c86b69e6
@@ -26,6 +28,9 @@ param developerPrincipalType string = 'User'
 @description('Storage account name.')
 param storageAccountName string
 
+@description('Private blob container of the stored recordings.')
+param recordingsContainerName string
+
 @description('Key Vault name.')
 param keyVaultName string
 
@@ -34,6 +39,16 @@ param applicationInsightsName string
 
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storageAccount
+  name: 'default'
+}
+
+resource recordingsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: recordingsContainerName
 }
 
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -75,6 +90,32 @@ resource appTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-0
   scope: storageAccount
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Stored recordings: the app copies them in, deletes them, and signs read links to them. Storage
+// Blob Data Owner on the account (above) covers this today; the container-scoped role keeps the
+// recordings working if that one is ever narrowed to the deployment container.
+resource appRecordingsContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsContainer.id, appPrincipalId, 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
+  scope: recordingsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// User-delegation SAS for recording downloads: getting a user delegation key is an account-level
+// action (Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action), and this
+// is the role that holds only it.
+resource appBlobDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storageAccount.id, appPrincipalId, 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a')
+  scope: storageAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a')
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }

@@ -1,6 +1,8 @@
 // The storage account used by the Functions runtime (AzureWebJobsStorage: host state, queue
-// triggers), by the app's own tables and queues, and for the Flex Consumption deployment package.
-// Keyless: shared key access is off, so everything authenticates with Entra ID tokens.
+// triggers), by the app's own tables and queues, for the Flex Consumption deployment package, and
+// for stored meeting recordings (the private container `recordings`, read by users only through
+// short-lived user-delegation SAS links the app signs). Keyless: shared key access is off, so
+// everything authenticates with Entra ID tokens.
 
 @description('Azure region.')
 param location string
@@ -15,6 +17,19 @@ param storageAccountName string
 
 @description('Blob container that holds the Flex Consumption deployment package.')
 param deploymentContainerName string
+
+@description('Private blob container for the recordings the app copies from the provider.')
+param recordingsContainerName string = 'recordings'
+
+@minValue(1)
+@maxValue(3650)
+@description('RECORDING_RETENTION_DAYS: the app deletes a stored recording after this many days (or with its meeting).')
+param recordingRetentionDays int = 365
+
+@minValue(1)
+@maxValue(365)
+@description('Days after RECORDING_RETENTION_DAYS at which the lifecycle policy deletes a recording blob the app has not deleted (a backstop, never the first line).')
+param recordingRetentionMarginDays int = 7
 
 @allowed([
   'Standard_LRS'
@@ -81,7 +96,56 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+resource recordingsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: recordingsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Backstop for the app's own retention: a recording blob older than RECORDING_RETENTION_DAYS plus a
+// margin is deleted even if the app's purge never ran. Blob age counts from the copy, which is never
+// earlier than the recording, so the policy never deletes a recording the app still keeps.
+resource lifecyclePolicy 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storageAccount
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'recordings-retention-backstop'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${recordingsContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterCreationGreaterThan: recordingRetentionDays + recordingRetentionMarginDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+}
+
 output id string = storageAccount.id
 output name string = storageAccount.name
+// The cloud's own endpoints (https://<name>.blob.core.windows.net/ in the public cloud, other
+// suffixes in sovereign clouds), each with a trailing slash.
 output blobEndpoint string = storageAccount.properties.primaryEndpoints.blob
+output queueEndpoint string = storageAccount.properties.primaryEndpoints.queue
+output tableEndpoint string = storageAccount.properties.primaryEndpoints.table
+output recordingsContainerName string = recordingsContainer.name
 output deploymentContainerName string = deploymentContainer.name

@@ -10,9 +10,10 @@ The keys are exactly those of local.settings.json.example (which tests/infra kee
 shared.settings.SETTING_NAMES plus FUNCTIONS_WORKER_RUNTIME, and which this script must know
 every one of). Differences from the Azure app settings, on purpose:
 - storage is identity-based through the developer's credential (AzureWebJobsStorage empty,
-  AzureWebJobsStorage__accountName set), and TABLE_PREFIX is LOCAL_TABLE_PREFIX (default "local")
-  so a local run gets its own tables and queues instead of taking queue messages from the
-  deployed app; set LOCAL_TABLE_PREFIX= (empty) to share the deployed data deliberately;
+  AzureWebJobsStorage__accountName and the service URIs set from the account's endpoints), and
+  TABLE_PREFIX is LOCAL_TABLE_PREFIX (default "local") so a local run gets its own tables and
+  queues instead of taking queue messages from the deployed app; set LOCAL_TABLE_PREFIX= (empty)
+  to share the deployed data deliberately;
 - AUTH_ISSUER / AUTH_JWKS_URI are empty: tokens come from Entra ID, as in Azure.
 
 An existing local.settings.json is moved to --backup-dir (gitignored .local/) first.
@@ -43,6 +44,7 @@ FROM_ENVIRONMENT = (
     "REALTIMEKIT_API_BASE_URL",
     "PRESET_HOST",
     "PRESET_PARTICIPANT",
+    "PRESET_GUEST",
     "WEBHOOK_PUBLIC_KEY_URL",
     "REALTIMEKIT_WEBHOOK_PUBLIC_KEY_URL",
     "AUTH_TENANT_ID",
@@ -59,6 +61,7 @@ FROM_ENVIRONMENT = (
     "GRAPH_BASE_URL",
     "EVENT_RETENTION_DAYS",
     "MEETING_RETENTION_DAYS",
+    "RECORDING_RETENTION_DAYS",
 )
 
 # Setting -> Key Vault secret name (the same names infra/modules/appsettings.bicep references).
@@ -97,6 +100,9 @@ def wanted_secrets(env: Mapping[str, str]) -> list[str]:
 # Set from the deployment's own names rather than from a setting of the same name.
 FROM_DEPLOYMENT = {
     "AzureWebJobsStorage__accountName": "AZURE_STORAGE_ACCOUNT_NAME",
+    "AzureWebJobsStorage__blobServiceUri": "AZURE_STORAGE_BLOB_ENDPOINT",
+    "AzureWebJobsStorage__queueServiceUri": "AZURE_STORAGE_QUEUE_ENDPOINT",
+    "AzureWebJobsStorage__tableServiceUri": "AZURE_STORAGE_TABLE_ENDPOINT",
     "TABLE_PREFIX": "LOCAL_TABLE_PREFIX",
 }
 DEFAULTS = {"LOCAL_TABLE_PREFIX": "local"}

@@ -17,17 +17,19 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 
 from shared import retention, schema, times
 from shared.context import Context
 from shared.events.signing import SigningKeys
+from shared.storage import Batch, Stale
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +52,16 @@ def delivery_key(body: bytes) -> str:
 
 def entities(key: str, body: bytes, provider: str, headers: Mapping[str, str], received_at: datetime) -> list[dict]:
     """The rows of a newly received delivery: the record and its pending row (one partition, one batch)."""
-    prefix = "rtk" if provider == "realtimekit" else "dyte"
     received = times.stamp(received_at)
     record = {
         "PartitionKey": key[0],
         "RowKey": RECORD + key,
         "provider": provider,
         "receivedAt": received,
-        # Unsigned, so only recorded: for matching the provider's delivery log, never for decisions.
-        "deliveryId": _header(headers, f"{prefix}-uuid"),
-        "webhookId": _header(headers, f"{prefix}-webhook-id"),
+        # Unsigned, so only recorded: for matching the provider's delivery log, never for decisions. Either
+        # header family, whichever key verified (RealtimeKit deliveries with Dyte's names were reported).
+        "deliveryId": _header(headers, "rtk-uuid") or _header(headers, "dyte-uuid"),
+        "webhookId": _header(headers, "rtk-webhook-id") or _header(headers, "dyte-webhook-id"),
         "body": body,
         "settledAt": "",
         "outcome": "",
@@ -75,22 +77,19 @@ def entities(key: str, body: bytes, provider: str, headers: Mapping[str, str], r
     return [record, pending]
 
 
-def _inserts(rows: list[dict[str, Any]]) -> list[tuple]:
-    """The record and its pending row are created (a repeat is refused), and the shard's last delivery
-    replaced (for health: written by every delivery's own batch, it costs no request)."""
-    shard, received = rows[0]["PartitionKey"], rows[0]["receivedAt"]
-    last = {"PartitionKey": shard, "RowKey": schema.LAST_DELIVERY, "receivedAt": received}
-    return [*(("create", row) for row in rows), ("upsert", last)]
-
-
 def last_received(ctx: Context) -> str | None:
-    """When the newest delivery was received (health), from the shards' last-delivery rows in one query."""
-    rows = ctx.storage.table(schema.DELIVERIES, create=False).query_entities(
-        "PartitionKey ge @low and PartitionKey le @high and RowKey eq @row",
-        parameters={"low": SHARDS[0], "high": SHARDS[-1], "row": schema.LAST_DELIVERY},
-        select=["receivedAt"],
-    )
-    newest = max((row["receivedAt"] for row in rows), default="")
+    """When the newest delivery was received (health): the shards' last-delivery rows, sixteen point reads at
+    once (a query across the shards would read every delivery kept)."""
+    table = ctx.storage.table(schema.DELIVERIES, create=False)
+
+    def last(shard: str) -> str:
+        try:
+            return table.get_entity(shard, schema.LAST_DELIVERY, select=["receivedAt"])["receivedAt"]
+        except ResourceNotFoundError:
+            return ""
+
+    with ThreadPoolExecutor(max_workers=len(SHARDS)) as pool:
+        newest = max(pool.map(last, SHARDS), default="")
     return times.render(newest)
 
 
@@ -123,11 +122,17 @@ def receive(ctx: Context, keys: SigningKeys, body: bytes, headers: Mapping[str, 
             if not record.get("settledAt"):
                 enqueue(ctx, key)
             return {"id": key, "duplicate": True}
+    batch = Batch(table, schema.delivery_partition(key))
+    record, pending = entities(key, body, provider, headers, now)
+    batch.create(record)
+    batch.create(pending)
+    # The shard's last delivery, for health: written by every delivery's own batch, it costs no request.
+    batch.upsert(
+        {"PartitionKey": record["PartitionKey"], "RowKey": schema.LAST_DELIVERY, "receivedAt": record["receivedAt"]}
+    )
     try:
-        table.submit_transaction(_inserts(entities(key, body, provider, headers, now)))
-    except TableTransactionError as error:
-        if error.status_code != 409:
-            raise
+        batch.commit()
+    except Stale:
         # Received on an earlier day (its own retention entry is in that day's partition).
         record = table.get_entity(key[0], RECORD + key, select=["settledAt"])
         if not record.get("settledAt"):
@@ -193,16 +198,12 @@ def settle(ctx: Context, key: str, outcome: str, meeting_id: str) -> None:
         "meetingId": meeting_id,
     }
     table = ctx.storage.table(schema.DELIVERIES)
+    batch = Batch(table, key[0])
+    batch.update(record, None, merge=True)
+    batch.delete(PENDING + key)
     try:
-        table.submit_transaction(
-            [
-                ("update", record, {"mode": UpdateMode.MERGE}),
-                ("delete", {"PartitionKey": key[0], "RowKey": PENDING + key}),
-            ]
-        )
-    except TableTransactionError as error:
-        if error.status_code != 404:
-            raise
+        batch.commit()
+    except Stale:
         table.update_entity(record, mode=UpdateMode.MERGE)  # settled before (a duplicate or a replay)
 
 
@@ -282,8 +283,10 @@ def replay(ctx: Context, *, meeting_id: str | None = None, since: datetime | Non
     return count
 
 
-def redact_participant(ctx: Context, meeting_id: str, custom_participant_id: str) -> int:
-    """Remove a closed account's display name from the raw deliveries applied to the meeting.
+def redact_participant(ctx: Context, meeting_id: str, custom_participant_id: str, names: Collection[str]) -> int:
+    """Remove a closed account's display name from the raw deliveries applied to the meeting: the event's
+    participant when it is theirs, and in a recording's `participants` list every entry under one of
+    `names` (the names they attended with).
 
     A record keeps its key (the hash of the body as received), so the same body delivered again is
     still recognised as seen and never applied a second time. How many records were redacted.
@@ -295,22 +298,40 @@ def redact_participant(ctx: Context, meeting_id: str, custom_participant_id: str
             "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and meetingId eq @meeting",
             parameters={"pk": shard, "low": RECORD, "high": schema.after(RECORD), "meeting": meeting_id},
         )
-        redacted += sum(redact_record(ctx, row, custom_participant_id) for row in rows)
+        redacted += sum(redact_record(ctx, row, custom_participant_id, names) for row in rows)
     return redacted
 
 
-def redact_record(ctx: Context, row: Mapping[str, Any], custom_participant_id: str) -> bool:
-    """Remove the participant's display name from one recorded body; whether there was one."""
+def redact_record(
+    ctx: Context, row: Mapping[str, Any], custom_participant_id: str, names: Collection[str] = ()
+) -> bool:
+    """Remove the closed account's display name from one recorded body (as `redact_participant` says);
+    whether there was one."""
     try:
         document = json.loads(row.get("body") or b"")
     except ValueError:
         return False
-    participant = document.get("participant") if isinstance(document, dict) else None
-    if not isinstance(participant, dict) or not participant.get("userDisplayName"):
+    if not isinstance(document, dict):
         return False
-    if custom_participant_id not in (participant.get("customParticipantId"), participant.get("clientSpecificId")):
+    found = False
+    participant = document.get("participant")
+    if (
+        isinstance(participant, dict)
+        and participant.get("userDisplayName")
+        and custom_participant_id in (participant.get("customParticipantId"), participant.get("clientSpecificId"))
+    ):
+        participant["userDisplayName"] = ""
+        found = True
+    listed = document.get("participants")
+    # Dyte's 2022 recording payload lists everyone by provider id, name and an address made of the name
+    # (its sample: `test-user@<organization>.dyte.in`), with no custom participant id: the names they
+    # attended with are what tell their entry.
+    for entry in listed if isinstance(listed, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"] in names:
+            entry["name"], entry["email"] = "", ""
+            found = True
+    if not found:
         return False
-    participant["userDisplayName"] = ""
     body = json.dumps(document, separators=(",", ":")).encode()
     ctx.storage.table(schema.DELIVERIES).update_entity(
         {**_keys(row), "body": body, "redacted": True}, mode=UpdateMode.MERGE

@@ -1,6 +1,9 @@
 """Webhook signatures (contract section 5): RSA PKCS#1 v1.5 over SHA-256 of the raw body, base64 in a header.
 
-`dyte-signature` is checked with Dyte's key, `rtk-signature` with RealtimeKit's. Each key is the
+`dyte-signature` is checked with Dyte's key, `rtk-signature` with RealtimeKit's; when that fails, with the
+other provider's key too before refusing: during the migration, deliveries with Dyte's header names signed
+with RealtimeKit's key were reported, and a 401 is never retried. Which key verified is what a delivery
+records as its provider. Each key is the
 configured PEM, or else fetched from its URL and cached for an hour. When a signature fails against
 a fetched key, the key is fetched again once (the provider may have rotated it), at most once a
 minute per provider, so forged deliveries cannot make us hammer the key URL. A key that cannot be
@@ -64,12 +67,15 @@ class SigningKey:
         self._failed_at: float | None = None  # the last fetch failed at; None once one succeeds
         self._refetched_at: float | None = None
 
-    def verify(self, body: bytes, signature: bytes) -> bool:
-        """Whether `signature` is the provider's over `body`; Unavailable when the key cannot be had."""
+    def verify(self, body: bytes, signature: bytes, refetch: bool = True) -> bool:
+        """Whether `signature` is the provider's over `body`; Unavailable when the key cannot be had.
+
+        `refetch`: on failure, fetch the key again (at most once a minute) in case the provider rotated it.
+        """
         keys = self._current()
         if _verifies(keys, body, signature):
             return True
-        if self._configured:
+        if self._configured or not refetch:
             return False
         fresh = self._refetch(keys)
         return fresh is not None and _verifies(fresh, body, signature)
@@ -151,9 +157,10 @@ class SigningKeys:
         return cls(keys)
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
-        """The provider whose signature header verifies `body`; BadSignature (401) or Unavailable (503)."""
+        """The provider whose key verifies a signature header over `body` (the header's own provider's key
+        first, then the other's); BadSignature (401) or Unavailable (503)."""
         present, unavailable = False, None
-        for provider, header in SIGNATURE_HEADERS:
+        for named, header in SIGNATURE_HEADERS:
             value = headers.get(header)
             if value is None:
                 continue
@@ -161,11 +168,15 @@ class SigningKeys:
             signature = decode_signature(value)
             if signature is None:
                 continue
-            try:
-                if self._keys[provider].verify(body, signature):
-                    return provider
-            except problems.Unavailable as error:
-                unavailable = error
+            # Every key as it is first, then the header's own provider's fetched again (at most once a minute,
+            # for a rotation): a delivery signed with the other key must not use up that allowance.
+            attempts = [(p, False) for p in sorted(self._keys, key=lambda candidate: candidate != named)]
+            for provider, refetch in [*attempts, (named, True)]:
+                try:
+                    if self._keys[provider].verify(body, signature, refetch=refetch):
+                        return provider
+                except problems.Unavailable as error:
+                    unavailable = error
         if unavailable is not None:
             raise unavailable
         if not present:

@@ -20,7 +20,7 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -203,7 +203,12 @@ def event_name(payload: Mapping[str, Any]) -> str:
 
 
 def parse(payload: Mapping[str, Any], received_at: str) -> Event | None:
-    """The handled event in `payload`, or None when it is not one or lacks the ids it needs."""
+    """The handled event in `payload`, or None when it is not one or lacks the ids it needs.
+
+    Where a time is missing, the delivery's first receipt stands in, so every session has a start and an
+    end once it ended (see `_session_start`). A participant event without `meeting.sessionId` (an older
+    payload) parses with an empty `session_id`: only the applier can place it (`session_at`, `in_session`).
+    """
     name = event_name(payload)
     if name not in HANDLED:
         return None
@@ -227,16 +232,30 @@ def parse(payload: Mapping[str, Any], received_at: str) -> Event | None:
         received_at=received_at,
     )
     if name in (PARTICIPANT_JOINED, PARTICIPANT_LEFT):
-        return _with_participant(event, payload.get("participant"))
-    if name == RECORDING_STATUS:
+        event = _with_participant(event, payload.get("participant"))
+    elif name == RECORDING_STATUS:
         return _with_recording(event, recording)
-    return event if session_id else None
+    elif not session_id:
+        return None
+    return _session_start(event) if event is not None else None
+
+
+def _session_start(event: Event) -> Event:
+    """A session event without `meeting.startedAt` (older payloads) still says when, at the latest, its session
+    started: at its own earliest time (a join, a leave, the end) or else when it was first received. Session
+    starts merge by the minimum, so a real `startedAt` from any other event of the session wins."""
+    if event.started_at:
+        return event
+    own = [event.ended_at, event.received_at]
+    if event.participant is not None:
+        own += [event.participant.joined_at, event.participant.left_at]
+    return replace(event, started_at=min(value for value in own if value))
 
 
 def _with_participant(event: Event, participant: Any) -> Event | None:
-    if not event.session_id or not isinstance(participant, dict) or not ident(participant.get("peerId")):
+    if not isinstance(participant, dict) or not ident(participant.get("peerId")):
         return None
-    left = event.name == PARTICIPANT_LEFT
+    joined = event.name == PARTICIPANT_JOINED
     return replace(
         event,
         participant=Participant(
@@ -245,10 +264,33 @@ def _with_participant(event: Event, participant: Any) -> Event | None:
             custom_participant_id=ident(participant.get("customParticipantId"))
             or ident(participant.get("clientSpecificId")),
             name=text(participant.get("userDisplayName"), MAX_NAME_CHARACTERS),
-            joined_at=instant(participant.get("joinedAt")),
-            left_at=(instant(participant.get("leftAt")) or event.received_at) if left else "",
+            # A join without joinedAt happened by the time it was first received; a leave without leftAt too.
+            joined_at=instant(participant.get("joinedAt")) or (event.received_at if joined else ""),
+            # An explicit leftAt is a fact wherever it comes (a v1 webhook log shows it on a join).
+            left_at=instant(participant.get("leftAt")) or ("" if joined else event.received_at),
         ),
     )
+
+
+def session_at(sessions: Iterable[Mapping[str, Any]], at: str) -> str:
+    """The id of the only session, among a meeting's session rows, that was live at stamp `at` (started by
+    then, and open or ended since), or "" when none or several were.
+
+    Times, not the order of arrival, decide: applied again (a replay) once the session's own events are in,
+    a participant event lands in the same session whatever came first.
+    """
+    live = {
+        row.get("sessionId") or ""
+        for row in sessions
+        if (row.get("startedAt") or "") <= at and (not row.get("endedAt") or at <= row["endedAt"])
+    } - {""}
+    return live.pop() if len(live) == 1 else ""
+
+
+def in_session(event: Event, session_id: str) -> Event:
+    """A participant event without a session id, placed in `session_id` (see `session_at`): its interval
+    only; what it says of its session's start stays out, since the session was inferred."""
+    return replace(event, session_id=session_id, started_at="")
 
 
 def _with_recording(event: Event, recording: Any) -> Event | None:
@@ -262,8 +304,10 @@ def _with_recording(event: Event, recording: Any) -> Event | None:
         event,
         recording=Recording(
             id=recording_id,
-            # roomUUID is the session id; the meeting object's sessionId says the same.
-            session_id=ident(recording.get("roomUUID")) or event.session_id,
+            # roomUUID names the session too, but the meeting object's sessionId comes first: Dyte's own
+            # UPLOADED example has a roomUUID that differs from it, and a recording belongs to the session
+            # the meeting.* events name.
+            session_id=event.session_id or ident(recording.get("roomUUID")),
             status=status,
             started_at=instant(recording.get("startedTime")),
             stopped_at=instant(recording.get("stoppedTime")),
@@ -285,8 +329,13 @@ def without_name(event: Event) -> Event:
 
 
 def facts(event: Event, user_id: str) -> dict[str, dict[str, Any]]:
-    """The partial rows an event contributes, by RowKey (`user_id`: the participant mapped back, or "")."""
+    """The partial rows an event contributes, by RowKey (`user_id`: the participant mapped back, or "").
+
+    Nothing for a session event not yet placed in a session (`in_session`).
+    """
     rows: dict[str, dict[str, Any]] = {}
+    if event.name in SESSION_EVENTS and not event.session_id:
+        return rows
     if event.name in SESSION_EVENTS:
         session = {"sessionId": event.session_id, "startedAt": event.started_at}
         if event.ended_at:
@@ -379,42 +428,25 @@ def merge(current: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
-# The meeting's summary row: which sessions were ever seen and which ended. Both only grow (set union),
-# so the status derived from them is the same in any order of delivery.
-MAX_SUMMARY_SESSIONS = 1500  # 64 KiB of keys: the oldest ended sessions are forgotten beyond this
+# The meeting's summary row: whether any session was ever seen, and which sessions are open now. A session's
+# openness is read off its own merged row (open until its `meeting.ended`), which every session event reads and
+# writes in the same batch, so the summary ends the same in any order of delivery, and stays as small as the
+# number of sessions open at once.
 
 
-def summarize(summary: Mapping[str, Any], event: Event) -> dict[str, str]:
-    """The summary row's properties with the event's session folded in."""
-    seen, ended = _sessions(summary, "seen"), _sessions(summary, "ended")
-    if event.name in SESSION_EVENTS and event.session_id:
-        key = session_key(event.session_id)
-        seen.add(key)
-        if event.ended_at:
-            ended.add(key)
-    return {"seen": _dump(seen, ended), "ended": _dump(ended, ended)}
-
-
-def seen(summary: Mapping[str, Any], session_id: str) -> bool:
-    return session_key(session_id) in _sessions(summary, "seen")
-
-
-def _sessions(summary: Mapping[str, Any], name: str) -> set[str]:
-    return set(json.loads(summary.get(name) or "[]"))
-
-
-def _dump(sessions: set[str], ended: set[str]) -> str:
-    kept = sorted(sessions)
-    if len(kept) > MAX_SUMMARY_SESSIONS:
-        # Forget ended sessions first: an open one must keep the meeting live.
-        kept = sorted(sessions - ended)[:MAX_SUMMARY_SESSIONS] + sorted(sessions & ended)
-        kept = kept[:MAX_SUMMARY_SESSIONS]
-    return json.dumps(kept, separators=(",", ":"))
+def summarize(summary: Mapping[str, Any], session_id: str, session_row: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary row's properties after an event of `session_id`, whose merged row is `session_row`."""
+    opened = set(json.loads(summary.get("open") or "[]"))
+    key = session_key(session_id)
+    if session_row.get("endedAt"):
+        opened.discard(key)
+    else:
+        opened.add(key)
+    return {"open": json.dumps(sorted(opened), separators=(",", ":")), "seen": True}
 
 
 def activity(summary: Mapping[str, Any]) -> str:
-    """A meeting's `activity`: live while any seen session is open, else ended, else ""."""
-    seen, ended = _sessions(summary, "seen"), _sessions(summary, "ended")
-    if not seen:
+    """A meeting's `activity`: live while any session is open, else ended once one was seen, else ""."""
+    if not summary.get("seen"):
         return ""
-    return "live" if seen - ended else "ended"
+    return "live" if json.loads(summary.get("open") or "[]") else "ended"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from shared import access, cursors, problems, schema, times
+from shared import access, cursors, problems, recordings, schema, times
 from shared.access import Action
 from shared.auth import Caller
 from shared.context import Context
@@ -45,7 +45,7 @@ def list_recordings(ctx: Context, caller: Caller, meeting_id: str, limit: int, c
     order, more = _order_page(ctx, meeting, schema.RECORDING_ORDER, after, limit)
     keys = [row["row"] for row in order]
     rows = _rows(ctx, meeting, keys, intervals=False)
-    items = [_render_recording(rows[key]) for key in keys if key in rows]
+    items = [_render_recording(ctx, rows[key]) for key in keys if key in rows]
     return _page(ctx, caller, f"recordings:{meeting_id}", items, order, more)
 
 
@@ -137,7 +137,7 @@ def _render_session(row: dict[str, Any], interval_rows: list[dict[str, Any]], us
                 "userId": user_id,
                 "name": interval.get("name") or "",
                 # Guests are named as such (owners see who knocked and was let in); other roles are invites.
-                **({"role": "guest"} if known and known.role == "guest" and not interval.get("userId") else {}),
+                **_attendance_role(known, interval),
                 "joinedAt": times.render(joined_at),
                 "leftAt": times.render(left_at),
                 "durationSeconds": times.seconds_between(joined_at, left_at),
@@ -152,7 +152,12 @@ def _render_session(row: dict[str, Any], interval_rows: list[dict[str, Any]], us
     }
 
 
-def _render_recording(row: dict[str, Any]) -> dict[str, Any]:
+def _attendance_role(known: Participant | None, interval: dict[str, Any]) -> dict[str, str]:
+    named = access.named_in_attendance(known.role) if known and not interval.get("userId") else None
+    return {"role": named} if named else {}
+
+
+def _render_recording(ctx: Context, row: dict[str, Any]) -> dict[str, Any]:
     started_at, stopped_at = row.get("startedAt") or "", row.get("stoppedAt") or ""
     duration = row.get("durationSeconds", -1.0)
     size = row.get("sizeBytes", -1.0)
@@ -165,7 +170,6 @@ def _render_recording(row: dict[str, Any]) -> dict[str, Any]:
         # Dyte's documented UPLOADED example says 0 for a 47-second recording: 0 means unknown.
         "durationSeconds": round(duration) if duration > 0 else times.seconds_between(started_at, stopped_at),
         "sizeBytes": int(size) if size >= 0 else None,
-        "stored": False,
-        "downloadUrl": row.get("downloadUrl") or None,
-        "downloadUrlExpiresAt": times.render(row.get("downloadUrlExpiresAt")),
+        # Once copied, a short-lived link to our copy; the provider's until then.
+        **recordings.download(ctx, row),
     }

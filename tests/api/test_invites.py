@@ -1,11 +1,15 @@
 """Invitations over HTTP: roles, rules, caps, revocation and declining (contract sections 2 and 3)."""
 
 import concurrent.futures
+import uuid
 
 import pytest
 
+from shared import schema
 from shared.schema import invite_id
 from tests.api.conftest import problem
+from tests.api.test_convergence import converge, pending_entries, preset
+from tests.api.test_joins import participants
 
 
 def invite(user, meeting, *invitees):
@@ -168,6 +172,41 @@ def test_decline_removes_the_meeting_from_the_list_and_the_owner_sees_it(app):
     problem(app.user("stranger").call("POST", f"/meetings/{meeting['id']}/invites/mine/decline"), 404, "not-found")
 
 
+def test_a_declined_invitee_is_no_longer_invited_until_invited_again(app):
+    """Contract: invitees are "pending or accepted, not revoked or declined"; declining again is a 204."""
+    owner, guest = app.user("owner"), app.user("guest")
+    closed = owner.create(invitees=[{"email": guest.email, "role": "participant"}])
+    shared = owner.create(access="organization", invitees=[{"email": guest.email, "role": "host"}])
+    for meeting in (closed, shared):
+        assert guest.call("POST", f"/meetings/{meeting['id']}/invites/mine/decline").status_code == 204
+        assert guest.call("POST", f"/meetings/{meeting['id']}/invites/mine/decline").status_code == 204
+    problem(guest.call("GET", f"/meetings/{closed['id']}"), 404, "not-found")
+    problem(guest.call("POST", f"/meetings/{closed['id']}/join"), 404, "not-found")
+    # Declining is not a revocation: with organization access they may come as anyone signed in does.
+    assert guest.call("GET", f"/meetings/{shared['id']}").json()["myRole"] == "guest"
+    problem(guest.call("GET", f"/meetings/{shared['id']}/invites"), 403, "forbidden")
+    assert guest.call("POST", f"/meetings/{shared['id']}/join").json()["role"] == "guest"
+    assert guest.call("GET", "/meetings").json()["items"] == []
+    for meeting, role in ((closed, "participant"), (shared, "host")):
+        assert invite(owner, meeting, (guest.email, role)).status_code == 201
+        assert guest.call("GET", f"/meetings/{meeting['id']}").json()["myRole"] == role
+    assert guest.call("POST", f"/meetings/{shared['id']}/join").json()["role"] == "host"
+
+
+def test_reinviting_after_a_revocation_clears_the_binding(app):
+    owner, guest = app.user("owner"), app.user("guest")
+    meeting = owner.create(invitees=[{"email": guest.email, "role": "participant"}])
+    path = f"/meetings/{meeting['id']}"
+    assert guest.call("POST", f"{path}/join").status_code == 200  # binds the invite to this identity
+    other_identity = app.token(guest.email, oid=str(uuid.uuid4()))  # the same verified address
+    problem(app.call("GET", path, other_identity), 404, "not-found")
+    assert owner.call("DELETE", f"{path}/invites/{invite_id(guest.email)}").status_code == 204
+    assert invite(owner, meeting, (guest.email, "participant")).status_code == 201
+    assert app.call("GET", path, other_identity).json()["myRole"] == "participant"
+    assert app.call("POST", f"{path}/join", other_identity).status_code == 200  # and binds it to them now
+    problem(guest.call("GET", path), 404, "not-found")
+
+
 def test_concurrent_invites_and_revocations_lose_no_update(dyte_app):
     owner = dyte_app.user("owner")
     meeting = owner.create()
@@ -200,3 +239,29 @@ def test_invite_rate_limit(dyte_app):
             == 201
         )
     problem(invite(owner, meeting, ("r-extra@contoso.test", "participant")), 429, "rate-limited")
+
+
+def test_fifty_joined_invitees_promoted_at_once_converge_when_the_late_touches_fail(dyte_app):
+    """Fifty invites and their participants' touches exceed one transaction: the touches it has no room for are
+    written right after it. When that write fails the change stands (201) and its follow-up is left to the sweep
+    (run after any join in flight has finished), which still gives every participant the host preset."""
+    app = dyte_app
+    owner = app.user("owner")
+    users = [app.user(f"p{n}") for n in range(50)]
+    meeting = owner.create(invitees=[{"email": u.email, "role": "participant"} for u in users])
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(lambda u: u.call("POST", f"/meetings/{meeting['id']}/join").status_code, users)) == {200}
+    # The touches after the commit: a transaction of participant touches without the meeting row's counter.
+    app.storage.tables.fail("POST", r"^(?![\s\S]*inviteCount)[\s\S]*touchedAt", status=503, times=3)
+    try:
+        body = {"invitees": [{"email": u.email, "role": "host"} for u in users]}
+        response = owner.call("POST", f"/meetings/{meeting['id']}/invites", json=body)
+    finally:
+        app.storage.tables.clear_faults()
+    assert response.status_code == 201, response.text
+    assert {item["role"] for item in response.json()["items"]} == {"host"}
+    assert schema.pending_follow_up(meeting["id"]) in [entry["RowKey"] for entry in pending_entries(app)]
+    assert {p["preset_name"] for p in participants(app, meeting)} == {preset(app, "participant")}
+    converge(app)
+    assert {p["preset_name"] for p in participants(app, meeting)} == {preset(app, "host")}
+    assert {u.call("GET", f"/meetings/{meeting['id']}").json()["myRole"] for u in users} == {"host"}

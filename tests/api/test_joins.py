@@ -48,7 +48,7 @@ def test_first_join_adds_one_participant_within_budget(app):
     assert response.status_code == 200, response.text
     assert response.headers["Cache-Control"] == "no-store"
     joined = response.json()
-    # The read, the claim (with the binding), the participant; and because this join binds the invite (once in
+    # The read, the claim, the participant (with the binding); and because this join binds the invite (once in
     # its life): the meeting in the user's participations (account closing finds it by identity) and the
     # binding in the invitee index (no other identity at this address lists it any more).
     assert counts.storage() <= 5
@@ -204,10 +204,15 @@ def test_role_change_of_an_accepted_invitee_reaches_the_provider_at_once(app):
     app.provider.start_session(
         app.video_provider, meeting["providerMeetingId"], participant_ids=(joined["participantId"],)
     )
+    # A provider that keeps the peer after a preset change (the stand-in drops it by default): the app kicks.
+    app.provider.set_switches(preset_change_drops_peer=False)
     counts = app.counts()
-    response = owner.call(
-        "POST", f"/meetings/{meeting['id']}/invites", json={"invitees": [{"email": guest.email, "role": "host"}]}
-    )
+    try:
+        response = owner.call(
+            "POST", f"/meetings/{meeting['id']}/invites", json={"invitees": [{"email": guest.email, "role": "host"}]}
+        )
+    finally:
+        app.provider.set_switches(preset_change_drops_peer=True)
     assert response.status_code == 201
     host_preset = "group_call_host" if app.video_provider == "dyte" else "group-call-host"
     [participant] = participants(app, meeting)

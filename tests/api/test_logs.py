@@ -98,7 +98,7 @@ def fragments(secret: str, size: int = 16) -> list[str]:
     return [secret[start : start + size] for start in range(0, len(secret) - size + 1, size // 2)] + [secret[-size:]]
 
 
-def eventually(check, timeout: float = 20.0, what: str = "the condition"):
+def eventually(check, timeout: float = 60.0, what: str = "the condition"):
     deadline = time.monotonic() + timeout
     while not (value := check()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

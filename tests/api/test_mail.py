@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import requests
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient
 from icalendar import Calendar
 
 from dev.graph import GraphStandIn

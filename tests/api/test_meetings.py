@@ -6,7 +6,9 @@ import uuid
 import pytest
 import requests
 
+from shared import cursors
 from shared.provider import ProviderClient
+from tests import support
 from tests.api.conftest import problem
 
 LATER = "2031-03-02T09:30:00+01:00"
@@ -221,6 +223,77 @@ def test_list_is_ordered_paged_and_costs_one_request_per_page(app):
     assert [item["title"] for item in everything["items"]] == expected
     assert everything["nextCursor"] is None
     assert counts.tables() <= 2
+
+
+def test_paging_a_list_the_caller_owns_and_is_invited_to_shows_each_meeting_once_as_owner(app):
+    owner = app.user("owner")
+    mine = [owner.create(title=f"own-{n}", startsAt=f"2031-02-0{n}T10:00:00Z") for n in (1, 3)]
+    owner.create(title="own-2", startsAt="2031-02-02T10:00:00Z")
+    for meeting in mine:  # the owner invites their own address: the meeting is in both of their index partitions
+        body = {"invitees": [{"email": owner.email, "role": "participant"}]}
+        assert owner.call("POST", f"/meetings/{meeting['id']}/invites", json=body).status_code == 201
+    other = app.user("other")
+    other.create(title="shared", startsAt="2031-02-02T11:00:00Z", invitees=[{"email": owner.email}])
+    whole = [(m["title"], m["myRole"]) for m in owner.call("GET", "/meetings").json()["items"]]
+    assert whole == [("own-1", "owner"), ("own-2", "owner"), ("shared", "participant"), ("own-3", "owner")]
+    paged, cursor, requests_per_page = [], None, []
+    while True:
+        counts = app.counts()
+        page = owner.call("GET", "/meetings", params={"limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        requests_per_page.append(counts.tables())
+        paged += [(m["title"], m["myRole"]) for m in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert paged == whole
+    assert requests_per_page == [2] * len(whole)  # the owner partition and the one address's, each page
+
+
+def test_later_pages_skip_an_index_partition_read_to_its_end(app):
+    other, caller = app.user("other"), app.user("caller")
+    other.create(title="invited", startsAt="2031-03-01T10:00:00Z", invitees=[{"email": caller.email}])
+    for day in (2, 3, 4):
+        caller.create(title=f"own-{day}", startsAt=f"2031-03-0{day}T10:00:00Z")
+    titles, cursor, requests_per_page = [], None, []
+    while True:
+        counts = app.counts()
+        page = caller.call("GET", "/meetings", params={"limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        requests_per_page.append(counts.tables())
+        titles += [m["title"] for m in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert titles == ["invited", "own-2", "own-3", "own-4"]
+    assert requests_per_page == [2, 1, 1, 1]  # the address's partition ended on the first page
+
+
+def test_a_meeting_whose_invitee_index_row_lags_an_edit_is_listed_once(dyte_app):
+    from tests.api.test_convergence import converge  # it imports this module
+
+    app = dyte_app
+    owner = app.user("owner")
+    meeting = owner.create(title="moved", startsAt="2031-04-02T10:00:00Z", invitees=[{"email": owner.email}])
+    # The edit moves the owner-index row in its own batch; the invitee-index row follows in the follow-up, which
+    # fails here: that row keeps the meeting's old key for a while.
+    app.storage.tables.fail("PUT", rf"/{app.prefix}Invitations\(", status=503, times=3)
+    try:
+        moved = owner.call("PATCH", f"/meetings/{meeting['id']}", json={"startsAt": "2031-04-01T10:00:00Z"})
+    finally:
+        app.storage.tables.clear_faults()
+    assert moved.status_code == 200, moved.text
+    listed = [(m["id"], m["myRole"]) for m in owner.call("GET", "/meetings").json()["items"]]
+    assert listed == [(meeting["id"], "owner")]
+    converge(app)
+    assert [(m["id"], m["myRole"]) for m in owner.call("GET", "/meetings").json()["items"]] == listed
+
+
+def test_a_list_cursor_sealed_for_another_shape_of_position_is_400(app):
+    owner = app.user("owner")
+    caller_id = owner.call("GET", "/me").json()["id"]
+    key = support.load().id_hash_key
+    for position in ({"o": "s|0", "i0": None}, "s|0", {"after": "m|not-an-index-key", "done": []}, 3):
+        cursor = cursors.seal(key, "meetings:all", caller_id, position)
+        problem(owner.call("GET", "/meetings", params={"cursor": cursor}), 400, "validation")
 
 
 @pytest.mark.parametrize(

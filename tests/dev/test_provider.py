@@ -1,4 +1,5 @@
-"""The provider stand-in over real HTTP: both modes, the OpenAPI gate, faults, tokens and webhooks."""
+"""The provider stand-in over real HTTP: both modes, the OpenAPI gate (Dyte's document, Cloudflare's subset),
+presets, recordings, faults, tokens and webhooks. The local room has its own tests (test_room.py)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,16 @@ from dev.provider import (
     participant_joined,
     participant_left,
     recording_status,
+    room,
 )
 from dev.provider.model import ApiError
+from shared import presets
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("dyte", "realtimekit")
 HOST_PRESET = {"dyte": "group_call_host", "realtimekit": "group-call-host"}
 GUEST_PRESET = {"dyte": "group_call_participant", "realtimekit": "group-call-participant"}
+GUEST = {"dyte": "group_call_guest", "realtimekit": "group-call-guest"}
 GATEWAY_ERROR = {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}], "messages": []}
 
 
@@ -82,8 +86,15 @@ class Api:
             validator = operation and operation.responses.get(str(response.status_code))
             if validator:
                 errors = [error.message for error in validator.iter_errors(response.json())]
-                assert not errors, f"{method} {path} answered outside Dyte's schema: {errors}"
+                assert not errors, f"{method} {path} answered outside the {self.mode} schema: {errors}"
         return response
+
+    def kick(self, meeting_id: str, *, participant_ids=(), custom_participant_ids=()) -> requests.Response:
+        """Kick as each provider documents it: Dyte takes either list, Cloudflare's schema requires both."""
+        body = {"participant_ids": list(participant_ids), "custom_participant_ids": list(custom_participant_ids)}
+        if self.mode == "dyte":
+            body = {name: ids for name, ids in body.items() if ids}
+        return self.call("POST", f"/meetings/{meeting_id}/active-session/kick", body)
 
     def meeting(self, **body) -> str:
         response = self.call("POST", "/meetings", {"title": "Standup", **body})
@@ -121,13 +132,16 @@ def test_dyte_accepts_only_basic_org_and_key(stand_in, http):
     assert (response.status_code, response.json()) == (401, {"message": "Unauthorized"})
 
 
-def test_realtimekit_answers_bad_credentials_in_cloudflares_gateway_shape(stand_in, http):
+def test_realtimekit_answers_a_bad_token_as_cloudflare_documents_and_another_account_in_the_gateways_shape(
+    stand_in, http
+):
     rtk = Api(stand_in, "realtimekit", http)
     assert rtk.call("POST", "/meetings", {"title": "x"}).status_code == 201
     basic = "Basic " + base64.b64encode(b"local-org:local-dyte-api-key").decode()
     for auth in ("Bearer wrong", "", basic):
-        response = rtk.call("POST", "/meetings", {"title": "x"}, auth=auth)
-        assert (response.status_code, response.json()) == (401, {**GATEWAY_ERROR, "result": None})
+        for method, path, body in (("POST", "/meetings", {"title": "x"}), ("GET", "/webhooks", None)):
+            response = rtk.call(method, path, body, auth=auth)
+            assert (response.status_code, response.json()) == (401, {"message": "Unauthorized"})
     good = {"Authorization": rtk.auth}
     for account, app in (("other-account", "local-app"), ("local-account", "other-app")):
         url = f"{stand_in.realtimekit_base_url}/accounts/{account}/realtime/kit/{app}/meetings"
@@ -249,16 +263,63 @@ def test_active_session_kick_and_kick_all(api, stand_in, http):
     assert (session["id"], session["associated_id"], session["status"]) == (started.json()["id"], meeting_id, "LIVE")
     assert (session["live_participants"], session["max_concurrent_participants"]) == (3, 3)
 
-    kicked = api.call("POST", f"/meetings/{meeting_id}/active-session/kick", {"custom_participant_ids": ["ada"]})
+    kicked = api.kick(meeting_id, custom_participant_ids=["ada"])
     assert kicked.json()["data"]["action"] == "kick"
     assert [p["user_id"] for p in kicked.json()["data"]["participants"]] == [ada["id"]]
-    again = api.call("POST", f"/meetings/{meeting_id}/active-session/kick", {"participant_ids": [ada["id"]]})
+    again = api.kick(meeting_id, participant_ids=[ada["id"]])
     assert (again.status_code, again.json()["error"]["message"]) == (404, f"No user found with id {ada['id']}")
-    assert api.call("POST", f"/meetings/{meeting_id}/active-session/kick", {}).status_code == 400
+    assert api.kick(meeting_id).status_code == 400
+    both = api.kick(meeting_id, participant_ids=[bob["id"]], custom_participant_ids=["bob"])  # one person, once
+    assert [p["user_id"] for p in both.json()["data"]["participants"]] == [bob["id"]]
 
     ended = api.call("POST", f"/meetings/{meeting_id}/active-session/kick-all")
-    assert ended.json() == {"success": True, "data": {"action": "kick-all", "kicked_participants_count": 2}}
-    assert bob["id"] and api.call("GET", f"/meetings/{meeting_id}/active-session").status_code == 404
+    assert ended.json() == {"success": True, "data": {"action": "kick-all", "kicked_participants_count": 1}}
+    assert api.call("GET", f"/meetings/{meeting_id}/active-session").status_code == 404
+
+
+def test_realtimekit_can_answer_with_only_what_cloudflares_schemas_require(stand_in, http):
+    rtk = Api(stand_in, "realtimekit", http)
+    meeting_id = rtk.meeting()
+    added = rtk.participant(meeting_id, "ada")
+    stand_in.start_session("realtimekit", meeting_id, custom_participant_ids=["ada"])
+    stand_in.set_switches(required_answer_fields_only=True)
+    listed = rtk.call("GET", f"/meetings/{meeting_id}/participants").json()
+    assert set(listed["data"][0]) == {"id", "created_at", "custom_participant_id", "preset_name", "updated_at"}
+    assert rtk.call("GET", f"/meetings/{meeting_id}").json() == {"success": True}  # `data` is optional there
+    assert rtk.call("POST", f"/meetings/{meeting_id}/active-session/kick-all").json() == {}  # so is everything
+    assert rtk.call("POST", f"/meetings/{meeting_id}/participants/{added['id']}/token").json()["data"]["token"]
+    assert Api(stand_in, "dyte", http).call("GET", "/webhooks").json() == {"success": True, "data": []}
+
+
+def test_kick_bodies_are_held_to_each_providers_own_schema(stand_in, http):
+    """Dyte's document takes either list; Cloudflare's subset requires both, as its SDK types them."""
+    for mode, accepted in (("dyte", True), ("realtimekit", False)):
+        api = Api(stand_in, mode, http)
+        meeting_id = api.meeting()
+        api.participant(meeting_id, "ada")
+        stand_in.start_session(mode, meeting_id, custom_participant_ids=["ada"])
+        only_custom = api.call(
+            "POST", f"/meetings/{meeting_id}/active-session/kick", {"custom_participant_ids": ["ada"]}
+        )
+        assert (only_custom.status_code == 200) is accepted, only_custom.text
+        if not accepted:
+            assert only_custom.json()["error"]["message"] == 'BAD_REQUEST: "participant_ids" is required'
+
+
+def test_realtimekit_answers_leave_out_what_cloudflare_types_as_non_null_strings(stand_in, http):
+    rtk = Api(stand_in, "realtimekit", http)
+    response = rtk.call("POST", "/meetings", {})  # both documents type a title as a string, never null
+    assert response.status_code == 201 and "title" not in response.json()["data"]
+    meeting_id = response.json()["data"]["id"]
+    body = {"custom_participant_id": "u", "preset_name": "group-call-host"}
+    added = rtk.call("POST", f"/meetings/{meeting_id}/participants", body).json()["data"]
+    assert "name" not in added and "picture" not in added
+    assert "name" not in rtk.call("GET", f"/meetings/{meeting_id}/participants").json()["data"][0]
+    dyte = Api(stand_in, "dyte", http)
+    assert "title" not in dyte.call("POST", "/meetings", {}).json()["data"]
+    dyte_meeting = dyte.meeting()
+    unnamed = {"custom_participant_id": "u", "preset_name": "group_call_host"}
+    assert dyte.call("POST", f"/meetings/{dyte_meeting}/participants", unnamed).json()["data"]["name"] is None
 
 
 def test_webhook_management(api):
@@ -277,6 +338,85 @@ def test_webhook_management(api):
     assert api.call("DELETE", path).json()["data"]["id"] == hook["id"]
     assert api.call("GET", path).status_code == 404
     assert api.call("GET", "/webhooks").json()["data"] == []
+
+
+# Presets
+
+
+def test_presets_are_seeded_listed_created_and_deleted(api, stand_in):
+    listed = api.call("GET", "/presets").json()
+    assert [p["name"] for p in listed["data"]] == [HOST_PRESET[api.mode], GUEST_PRESET[api.mode], GUEST[api.mode]]
+    by_name = {p["name"]: p["id"] for p in listed["data"]}
+    guest = api.call("GET", f"/presets/{by_name[GUEST[api.mode]]}").json()["data"]
+    assert guest["permissions"]["waiting_room_type"] == "ON_PRIVILEGED_USER_ENTRY"
+    host = api.call("GET", f"/presets/{by_name[HOST_PRESET[api.mode]]}").json()["data"]
+    assert (host["permissions"]["accept_waiting_requests"], host["permissions"]["waiting_room_type"]) == (True, "SKIP")
+
+    created = api.call("POST", "/presets", presets.body("participant", "panel"))
+    assert created.status_code == 200  # as Dyte documents it
+    assert {k: created.json()["data"][k] for k in ("name", "permissions")} == {
+        "name": "panel",
+        "permissions": presets.body("participant", "panel")["permissions"],
+    }
+    again = api.call("POST", "/presets", presets.body("participant", "panel"))
+    assert (again.status_code, again.json()) == (409, dyte_error(409, "Preset with name panel already exists"))
+    meeting_id = api.meeting()
+    assert api.participant(meeting_id, "u", preset="panel")["preset_name"] == "panel"
+    deleted = api.call("DELETE", f"/presets/{created.json()['data']['id']}")
+    assert deleted.json()["data"]["name"] == "panel"
+    refused = api.call(
+        "POST", f"/meetings/{meeting_id}/participants", {"custom_participant_id": "v", "preset_name": "panel"}
+    )
+    assert (refused.status_code, refused.json()) == (404, dyte_error(404, "No preset found with name panel"))
+    missing = api.call("GET", f"/presets/{created.json()['data']['id']}")
+    assert missing.status_code == 404
+
+
+def test_preset_bodies_are_held_to_the_documented_schema(api):
+    whole = presets.body("host", "x")
+    for broken, message in (
+        ({k: v for k, v in whole.items() if k != "ui"}, '"ui" is required'),
+        ({**whole, "config": {**whole["config"], "view_type": "LECTURE"}}, '"config.view_type" must be one of'),
+        (
+            {**whole, "permissions": {**whole["permissions"], "waiting_room_type": "LATER"}},
+            '"permissions.waiting_room_type" must be one of',
+        ),
+    ):
+        response = api.call("POST", "/presets", broken)
+        assert response.status_code == 400
+        assert response.json()["error"]["message"].startswith(f"BAD_REQUEST: {message}")
+
+
+def test_the_command_line_seeds_the_presets_the_settings_name(tmp_path):
+    values = {"VIDEO_PROVIDER": "realtimekit", "PRESET_GUEST": "lobby", "PRESET_HOST": ""}
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": values}))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DYTE_", "REALTIMEKIT_", "PRESET_", "VIDEO_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dev.provider", "--port", "0", "--recording-bytes", "1000"],
+        cwd=tmp_path,
+        env={**environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = process.stdout.readline().split()[3]
+        rtk = f"{url}/client/v4/accounts/local-account/realtime/kit/local-app"
+        headers = {"Authorization": "Bearer local-realtimekit-api-token"}
+        names = [p["name"] for p in requests.get(f"{rtk}/presets", headers=headers, timeout=5).json()["data"]]
+        assert names == ["group-call-host", "group-call-participant", "group-call-guest", "lobby"]
+        dyte = requests.get(
+            f"{url}/v2/presets", headers={"Authorization": "Basic bG9jYWwtb3JnOmxvY2FsLWR5dGUtYXBpLWtleQ=="}, timeout=5
+        )
+        assert [p["name"] for p in dyte.json()["data"]] == [
+            "group_call_host",
+            "group_call_participant",
+            "group_call_guest",
+        ]
+        assert requests.get(f"{url}/__admin/switches", timeout=5).json()["recording_size_bytes"] == 1000
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+        process.stdout.close()
 
 
 # The OpenAPI gate
@@ -352,7 +492,7 @@ def test_gate_routes(stand_in, http):
     meeting_id = dyte.meeting()
     response = dyte.call("DELETE", f"/meetings/{meeting_id}")  # v2 has no DELETE meeting
     assert response.json() == dyte_error(404, f"No route for DELETE /meetings/{meeting_id}")
-    assert dyte.call("GET", "/presets").status_code == 501  # documented, not something this backend calls
+    assert dyte.call("GET", "/sessions").status_code == 501  # documented, not something this backend calls
     assert http.get(stand_in.url + "/v3/meetings", timeout=5).status_code == 404
 
 
@@ -639,6 +779,74 @@ def test_payload_builders_follow_the_documented_shapes():
         "roomUUID",
         "outputFileName",
     }
+
+
+# Recordings without the room: byte ranges, faults, cut and slow files (the room's recordings: test_room.py)
+
+
+def test_a_recording_made_without_the_room_serves_its_bytes_whole_and_by_range(api, stand_in, http):
+    meeting_id, session_id = api.meeting(), str(uuid.uuid4())
+    stand_in.set_switches(recording_size_bytes=300_000)
+    payload = stand_in.record(api.mode, meeting_id, session_id)
+    recording = payload["recording"]
+    assert (recording["status"], recording["meetingId"], recording["roomUUID"]) == ("UPLOADED", meeting_id, session_id)
+    assert int(recording["fileSize"]) == 300_000
+    expected = b"".join(stand_in.recording_bytes(recording["id"]))
+    assert len(expected) == 300_000 and expected != b"".join(room.content("another", 300_000))
+    whole = http.get(recording["downloadUrl"], timeout=5)
+    assert (whole.status_code, whole.content, whole.headers["Content-Type"]) == (200, expected, "video/mp4")
+    assert whole.headers["Accept-Ranges"] == "bytes" and "Content-Range" not in whole.headers
+    part = http.get(recording["downloadUrl"], headers={"Range": "bytes=70000-"}, timeout=5)
+    assert (part.status_code, part.headers["Content-Range"], part.content) == (
+        206,
+        "bytes 70000-299999/300000",
+        expected[70000:],
+    )
+    for first, last in ((65535, 65537), (0, 0), (131072, 196607), (299_999, 400_000)):
+        piece = http.get(recording["downloadUrl"], headers={"Range": f"bytes={first}-{last}"}, timeout=5)
+        assert (piece.status_code, piece.content) == (206, expected[first : last + 1]), (first, last)
+    past = http.get(recording["downloadUrl"], headers={"Range": "bytes=300000-"}, timeout=5)
+    assert (past.status_code, past.headers["Content-Range"]) == (416, "bytes */300000")
+    ranges = [e["range"] for e in stand_in.request_log() if e["path"] == f"/__files/recordings/{recording['id']}"]
+    assert ranges[:3] == [None, "bytes=70000-", "bytes=65535-65537"] and ranges[-1] == "bytes=300000-"
+
+    answer = api.call("GET", f"/recordings/{recording['id']}")  # checked against the documented schema
+    data = answer.json()["data"]
+    assert (answer.status_code, data["file_size"], data["session_id"], data["status"]) == (
+        200,
+        300_000,
+        session_id,
+        "UPLOADED",
+    )
+    assert http.get(data["download_url"], timeout=5).content == expected
+    tampered = recording["downloadUrl"].replace("sig=", "sig=x")
+    assert http.get(tampered, timeout=5).status_code == 403
+    with pytest.raises(KeyError):
+        stand_in.recording_bytes(str(uuid.uuid4()))
+
+
+def test_file_answers_take_faults_and_can_be_cut_short_or_slowed(stand_in, http):
+    dyte = Api(stand_in, "dyte", http)
+    stand_in.set_switches(recording_size_bytes=200_000)
+    recording = stand_in.record("dyte", dyte.meeting(), str(uuid.uuid4()))["recording"]
+    stand_in.add_fault(mode="dyte", path="^/__files/recordings/", times=1, status=503)
+    assert http.get(recording["downloadUrl"], timeout=5).status_code == 503
+    assert http.get(recording["downloadUrl"], timeout=5).status_code == 200
+    assert [e["status"] for e in stand_in.request_log() if e["path"].startswith("/__files/")] == [503, 200]
+    stand_in.set_switches(recording_cut_after_bytes=100_000)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        http.get(recording["downloadUrl"], timeout=5)
+    cut = http.get(recording["downloadUrl"], headers={"Range": "bytes=150000-"}, timeout=5)  # the rest, whole
+    assert (cut.status_code, len(cut.content)) == (206, 50_000)
+
+    # A slow file is still being sent when the stand-in is reset: it stops there, short of its length.
+    stand_in.set_switches(recording_cut_after_bytes=0, recording_bytes_per_second=64 * 1024)
+    with http.get(recording["downloadUrl"], stream=True, timeout=5) as slow:
+        first = slow.raw.read(64 * 1024)
+        stand_in.reset()
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            b"".join(slow.iter_content(64 * 1024))
+    assert len(first) == 64 * 1024
 
 
 # The server itself

@@ -43,6 +43,8 @@ ROLE = {
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "Storage Blob Delegator": "db58b8e5-c6ad-4a2a-8342-4190687cbf4a",
 }
 
 
@@ -71,6 +73,7 @@ def test_the_expected_bicep_files_exist():
         "modules/appsettings.bicep",
         "modules/alerts.bicep",
         "modules/appregistration.bicep",
+        "modules/staticwebapp.bicep",
     } <= names
 
 
@@ -150,14 +153,37 @@ def test_storage_account_is_keyless_and_private():
     assert account["kind"] == "StorageV2"
 
 
+def _containers() -> dict[str, dict]:
+    found = resources_of_type(module("storage"), "Microsoft.Storage/storageAccounts/blobServices/containers")
+    return {name: body(entry) for name, entry in found.items()}
+
+
 def test_storage_has_the_deployment_container_the_app_deploys_from():
-    container = body(only_resource(module("storage"), "Microsoft.Storage/storageAccounts/blobServices/containers"))
+    container = _containers()["deploymentContainer"]
     assert container["properties"]["publicAccess"] == "None"
     assert container["name"] == "deploymentContainerName"
     modules = main()["modules"]
     assert body(modules["storage"])["params"]["deploymentContainerName"] == "deploymentContainerName"
     url = body(modules["functionApp"])["params"]["deploymentBlobContainerUrl"]
     assert url == "${storage.outputs.blobEndpoint}${deploymentContainerName}"
+
+
+def test_recordings_live_in_a_private_container_with_a_lifecycle_backstop():
+    container = _containers()["recordingsContainer"]
+    assert container["properties"]["publicAccess"] == "None"
+    assert module("storage")["parameters"]["recordingsContainerName"]["default"] == "recordings"
+    policy = body(only_resource(module("storage"), "Microsoft.Storage/storageAccounts/managementPolicies"))
+    assert policy["name"] == "default"
+    (rule,) = policy["properties"]["policy"]["rules"]
+    assert rule["enabled"] is True and rule["type"] == "Lifecycle"
+    assert rule["definition"]["filters"] == {"blobTypes": ["blockBlob"], "prefixMatch": ["${recordingsContainerName}/"]}
+    days = rule["definition"]["actions"]["baseBlob"]["delete"]["daysAfterCreationGreaterThan"]
+    # RECORDING_RETENTION_DAYS plus the margin, both from main.bicep (the same value the app gets).
+    assert {"recordingRetentionDays", "recordingRetentionMarginDays"} <= set(strings(days))
+    params = body(main()["modules"]["storage"])["params"]
+    assert params["recordingRetentionDays"] == "recordingRetentionDays"
+    assert body(main()["modules"]["appSettings"])["params"]["recordingRetentionDays"] == "recordingRetentionDays"
+    assert main()["parameters"]["recordingRetentionDays"]["default"] == 365
 
 
 # --- Plan and function app ------------------------------------------------------------------------
@@ -210,8 +236,13 @@ def test_cors_is_limited_to_the_spa_origins():
     assert cors["supportCredentials"] is False
     assert cors["allowedOrigins"] == "corsAllowedOrigins"
     assert body(main()["modules"]["functionApp"])["params"]["corsAllowedOrigins"] == "corsOrigins"
-    assert "*" not in strings(main()["variables"]["corsOrigins"]["value"])
-    assert "spaOrigins" in strings(main()["variables"]["corsOrigins"]["value"])
+    variables = main()["variables"]
+    # The Static Web App's origin, plus the configured extra origins; never "*".
+    assert strings(variables["corsOrigins"]["value"]) == ["spaOrigin", "extraCorsOrigins"]
+    assert dotted(variables["spaOrigin"]["value"]) == "staticWebApp.outputs.origin"
+    assert {"spaOrigins", "appBaseUrl"} <= set(strings(variables["extraCorsOrigins"]["value"]))
+    for name in ("corsOrigins", "extraCorsOrigins", "spaOrigin"):
+        assert "*" not in strings(variables[name]["value"])
 
 
 def test_health_check_points_at_the_health_endpoint():
@@ -367,6 +398,9 @@ def test_the_app_identity_has_exactly_the_roles_it_needs():
         ("Microsoft.Storage/storageAccounts", ROLE["Storage Table Data Contributor"]),  # the app's tables
         ("Microsoft.KeyVault/vaults", ROLE["Key Vault Secrets User"]),  # Key Vault references
         ("Microsoft.Insights/components", ROLE["Monitoring Metrics Publisher"]),  # Entra ID telemetry
+        # Stored recordings: read, write and delete in their container, and user-delegation SAS links.
+        ("Microsoft.Storage/storageAccounts/blobServices/containers", ROLE["Storage Blob Data Contributor"]),
+        ("Microsoft.Storage/storageAccounts", ROLE["Storage Blob Delegator"]),
     }
 
 
@@ -420,9 +454,9 @@ def _query(rule: dict) -> str:
     return variables[query]["value"] if query in variables else query
 
 
-def test_three_alerts_query_app_insights_and_notify_the_action_group():
+def test_four_alerts_query_app_insights_and_notify_the_action_group():
     alerts = _alerts()
-    assert set(alerts) == {"poisonQueueAlert", "http5xxAlert", "webhookSilenceAlert"}
+    assert set(alerts) == {"poisonQueueAlert", "http5xxAlert", "webhookSilenceAlert", "stuckWorkAlert"}
     for name, rule in alerts.items():
         assert rule["properties"]["scopes"] == ["applicationInsightsId"], name
         assert rule["properties"]["actions"] == {"actionGroups": "actionGroups"}, name
@@ -465,6 +499,26 @@ def test_webhook_silence_alert_uses_verified_deliveries_and_live_meetings():
     assert decorator(main()["parameters"]["webhookSilenceMinutes"], "description")
 
 
+def test_stuck_work_alert_fires_per_kind_of_work_waiting_over_ten_minutes():
+    rule = _alerts()["stuckWorkAlert"]
+    query = _query(rule)
+    for needle in (
+        'operation == "pending.retry" and toint(m.attempts) >= 10',
+        'operation == "events.sweep" and toint(m.requeued) > 0',
+        "summarize stuck = count() by work",
+    ):
+        assert needle in query, needle
+    # attempts >= 10 means more than 10 minutes of retries: the delays before it add up to over 600 s
+    # (each within 10% of 2, 4, ... 512 s).
+    from shared import pending
+
+    assert sum(pending.backoff(attempt).total_seconds() for attempt in range(1, 10)) >= 600
+    criterion = rule["properties"]["criteria"]["allOf"][0]
+    assert [d["name"] for d in criterion["dimensions"]] == ["work"]
+    assert criterion["metricMeasureColumn"] == "stuck" and criterion["threshold"] == 0
+    assert rule["properties"]["windowSize"] == "PT1H" and rule["properties"]["autoMitigate"] is True
+
+
 @pytest.mark.parametrize("rule_name", ["http5xxAlert", "webhookSilenceAlert"])
 def test_alert_query_templates_have_exactly_the_placeholders_format_fills(rule_name: str):
     # ARM format() is .NET composite formatting: a stray brace in KQL would break the deployment.
@@ -483,10 +537,11 @@ def test_app_registration_module_is_optional_and_feeds_auth_client_id():
     modules = main()["modules"]
     assert condition(modules["appRegistration"]) == "deployAppRegistration"
     assert main()["parameters"]["deployAppRegistration"]["default"] is False
-    client_id = conditional(body(modules["appSettings"])["params"]["authClientId"])
-    assert client_id["condition"] == "deployAppRegistration"
-    assert dotted(client_id["true_value"]) == "appRegistration.outputs.clientId"
-    assert client_id["false_value"] == "authClientId"
+    assert body(modules["appSettings"])["params"]["authClientId"] == "apiClientId"
+    assert main()["outputs"]["AUTH_CLIENT_ID"]["value"] == "apiClientId"
+    # The created registration's client ID when it is deployed, else the parameter (BCP318-safe read).
+    source = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "var apiClientId = appRegistration.?outputs.clientId ?? authClientId" in source
 
 
 def test_app_registration_exposes_access_as_user_with_v2_tokens_and_verified_email_claims():
@@ -505,6 +560,42 @@ def test_app_registration_exposes_access_as_user_with_v2_tokens_and_verified_ema
     service_principal = body(only_resource(parsed, "Microsoft.Graph/servicePrincipals"))
     assert dotted(service_principal["appId"]) == "application.appId"
     assert dotted(parsed["outputs"]["clientId"]["value"]) == "application.appId"
+
+
+# --- The SPA on Static Web Apps ----------------------------------------------------------------------
+
+
+def test_spa_is_a_free_static_web_app_that_azd_deploys_as_web():
+    site = body(only_resource(module("staticwebapp"), "Microsoft.Web/staticSites"))
+    assert site["sku"] == {"name": "Free", "tier": "Free"}
+    assert "'azd-service-name': 'web'" in (MODULES / "staticwebapp.bicep").read_text(encoding="utf-8")
+    origin = module("staticwebapp")["outputs"]["origin"]["value"]
+    assert origin == "https://${staticWebApp.properties.defaultHostname}"
+    assert dotted(main()["variables"]["spaOrigin"]["value"]) == "staticWebApp.outputs.origin"
+
+
+def test_app_base_url_defaults_to_the_static_web_app():
+    assert main()["parameters"]["appBaseUrl"]["default"] == ""
+    effective = conditional(main()["variables"]["effectiveAppBaseUrl"]["value"])
+    assert effective["true_value"] == "spaOrigin" and effective["false_value"] == "appBaseUrl"
+    assert body(main()["modules"]["appSettings"])["params"]["appBaseUrl"] == "effectiveAppBaseUrl"
+
+
+def test_app_registration_redirects_to_the_static_web_app_and_the_local_dev_server():
+    redirect = strings(main()["variables"]["redirectUris"]["value"])
+    assert {"spaOrigin", "effectiveAppBaseUrl", "localRedirectUris", "extraRedirectUris"} <= set(redirect)
+    assert main()["parameters"]["localSpaOrigin"]["default"] == "http://localhost:5173"
+    assert body(main()["modules"]["appRegistration"])["params"]["spaRedirectUris"] == "redirectUris"
+
+
+def test_outputs_give_the_spa_config_what_it_needs():
+    outputs = main()["outputs"]
+    names = ("API_BASE_URL", "AUTH_CLIENT_ID", "AUTH_TENANT_ID", "AUTH_SCOPE_URI", "AUTH_AUTHORITY_HOST")
+    for name in (*names, "VIDEO_PROVIDER"):
+        assert name in outputs, name
+    assert outputs["AUTH_SCOPE_URI"]["value"] == "apiScope"
+    source = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "var apiScope = appRegistration.?outputs.scopeUri ?? existingApiScope" in source
 
 
 # --- Outputs and azd -------------------------------------------------------------------------------

@@ -145,6 +145,14 @@ def test_every_skip_is_expected_and_has_a_reason():
     assert _by_file(skipped) == EXPECTED_SKIPS
 
 
+def test_recordings_container_is_private():
+    report = _run_checkov()
+    private = {
+        record["resource"] for record in report["results"]["passed_checks"] if record["check_id"] == "CKV_AZURE_34"
+    }
+    assert any(resource.endswith(".recordingsContainer") for resource in private), private
+
+
 def test_security_checks_pass():
     report = _run_checkov()
     passed = _by_file(report["results"]["passed_checks"])

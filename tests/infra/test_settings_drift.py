@@ -11,7 +11,7 @@ import re
 import pytest
 
 from shared.settings import SECRET_NAMES, SETTING_NAMES
-from tests.infra import INFRA, REPO_ROOT, app_settings, conditional
+from tests.infra import INFRA, REPO_ROOT, app_settings, body, conditional, dotted, main, module
 
 # Settings the app reads that Azure deliberately does not set. Each is documented as optional in
 # docs/deploy.md (asserted below).
@@ -26,10 +26,6 @@ OPTIONAL_IN_AZURE = {
 
 # App settings Bicep sets that only the Functions runtime reads (never shared.settings).
 RUNTIME_SETTINGS = {
-    # Identity-based AzureWebJobsStorage: the host's blob (locks, timers) and queue-trigger clients.
-    "AzureWebJobsStorage__blobServiceUri",
-    "AzureWebJobsStorage__queueServiceUri",
-    "AzureWebJobsStorage__tableServiceUri",
     # Telemetry: where to send it, and to authenticate with the managed identity (local auth off).
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
@@ -93,10 +89,15 @@ def test_storage_is_identity_based_in_azure():
     settings = app_settings()
     assert "AzureWebJobsStorage" not in settings
     assert settings["AzureWebJobsStorage__accountName"] == "storageAccountName"
+    # The service URIs are the account's own primary endpoints (the cloud's suffix, sovereign clouds
+    # included), never built from the account name.
+    params = body(main()["modules"]["appSettings"])["params"]
     for service in ("blob", "queue", "table"):
-        assert settings[f"AzureWebJobsStorage__{service}ServiceUri"] == (
-            f"https://${{storageAccountName}}.{service}.${{storageSuffix}}"
-        )
+        assert settings[f"AzureWebJobsStorage__{service}ServiceUri"] == f"{service}ServiceUri"
+        assert dotted(params[f"{service}ServiceUri"]) == f"storage.outputs.{service}Endpoint"
+        output = module("storage")["outputs"][f"{service}Endpoint"]["value"]
+        assert dotted(output) == f"storageAccount.properties.primaryEndpoints.{service}"
+    assert "storageSuffix" not in (INFRA / "modules" / "appsettings.bicep").read_text(encoding="utf-8")
     assert settings["TABLE_PREFIX"] == ""
 
 
@@ -149,6 +150,8 @@ def test_post_provision_local_settings_keep_the_example_keys_and_use_azure_resou
     example = json.loads((REPO_ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
     env = {
         "AZURE_STORAGE_ACCOUNT_NAME": "stabc",
+        "AZURE_STORAGE_TABLE_ENDPOINT": "https://stabc.table.core.usgovcloudapi.net/",
+        "RECORDING_RETENTION_DAYS": "90",
         "AUTH_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
         "VIDEO_PROVIDER": "realtimekit",
         "DYTE_ORG_ID": "",
@@ -159,6 +162,9 @@ def test_post_provision_local_settings_keep_the_example_keys_and_use_azure_resou
     assert list(values) == list(example)
     assert values["AzureWebJobsStorage"] == ""
     assert values["AzureWebJobsStorage__accountName"] == "stabc"
+    assert values["AzureWebJobsStorage__tableServiceUri"] == "https://stabc.table.core.usgovcloudapi.net/"
+    assert values["RECORDING_RETENTION_DAYS"] == "90"
+    assert values["PRESET_GUEST"] == ""  # the provider's default, as in Azure
     assert values["AUTH_CLIENT_ID"] == env["AUTH_CLIENT_ID"]
     assert values["AUTH_ISSUER"] == "" and values["AUTH_JWKS_URI"] == ""
     assert values["ID_HASH_KEY"] == "k" * 40

@@ -3,8 +3,10 @@ injected clock, and concurrent application of shuffled, duplicated deliveries ag
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,14 +20,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dev.provider import ProviderStandIn, webhooks
-from shared import joins, meetings, problems
-from shared.auth import Caller, user_id
+from shared import followups, joins, meetings, problems, schema, times
 from shared.context import Context
 from shared.events import apply, deliveries, signing, state
+from shared.model import Participant
 from shared.provider import ProviderClient
 from shared.settings import SettingsError
 from shared.storage import Storage
-from tests import support
+from tests import factories, support
 
 KEY_PATH = "/.well-known/webhooks.json"
 
@@ -163,10 +165,18 @@ def test_the_two_documented_key_document_shapes_and_odd_ones():
     assert signing.load_key(pem.replace("\n", "\\n")) is not None  # app settings often escape newlines
 
 
+def configured(dyte_key, realtimekit_key) -> signing.SigningKeys:
+    """Both providers' keys as PEM settings (newlines escaped, as app settings carry them)."""
+    settings = support.load(
+        WEBHOOK_PUBLIC_KEY=webhooks.public_pem(dyte_key).replace("\n", "\\n"),
+        REALTIMEKIT_WEBHOOK_PUBLIC_KEY=webhooks.public_pem(realtimekit_key),
+    )
+    return signing.SigningKeys.from_settings(settings)
+
+
 def test_configured_keys_and_the_signature_headers():
     private = webhooks.new_key()
-    settings = support.load(WEBHOOK_PUBLIC_KEY=webhooks.public_pem(private).replace("\n", "\\n"))
-    keys = signing.SigningKeys.from_settings(settings)
+    keys = configured(private, webhooks.new_key())
     body = b'{"event":"meeting.summary"}'
     signature = webhooks.sign(private, body)
     assert keys.verify(body, {"dyte-signature": signature}) == "dyte"
@@ -185,13 +195,51 @@ def test_configured_keys_and_the_signature_headers():
     assert signing.load_key(elliptic_pem.decode()) is None  # RSA only, as both providers sign
 
 
+def test_a_signature_under_one_providers_header_made_with_the_others_key_verifies_as_the_other():
+    """Reported during the migration: RealtimeKit deliveries with Dyte's header names. A 401 is never retried,
+    so every configured key is tried before refusing; the delivery records the provider whose key verified."""
+    dyte_key, rtk_key = webhooks.new_key(), webhooks.new_key()
+    keys = configured(dyte_key, rtk_key)
+    body = b'{"event":"meeting.started"}'
+    assert keys.verify(body, {"dyte-signature": webhooks.sign(rtk_key, body), "dyte-uuid": "u"}) == "realtimekit"
+    assert keys.verify(body, {"rtk-signature": webhooks.sign(dyte_key, body)}) == "dyte"
+    assert keys.verify(body, {"dyte-signature": webhooks.sign(dyte_key, body)}) == "dyte"
+    with pytest.raises(signing.BadSignature, match="does not verify"):
+        keys.verify(body, {"dyte-signature": webhooks.sign(webhooks.new_key(), body)})
+    # The record keeps the delivery's own headers, whichever family they came in.
+    record, _ = deliveries.entities("a" * 64, body, "realtimekit", {"dyte-uuid": "u", "dyte-webhook-id": "w"}, now())
+    assert (record["provider"], record["deliveryId"], record["webhookId"]) == ("realtimekit", "u", "w")
+
+
+def now() -> datetime:
+    return datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def test_a_delivery_signed_with_the_other_key_costs_no_refetch_of_its_headers_key(stand_in, capture):
+    stand_in.reset()
+    clock = Clock(1000.0)
+    keys = signing.SigningKeys(
+        {mode: signing.SigningKey(mode, key_url(stand_in, mode), clock=clock) for mode in ("dyte", "realtimekit")}
+    )
+    body, headers = signed(stand_in, capture, "realtimekit", summary())
+    renamed = {"dyte-signature": headers["rtk-signature"], "dyte-uuid": headers["rtk-uuid"]}
+    assert keys.verify(body, renamed) == "realtimekit"
+    assert keys.verify(body, renamed) == "realtimekit"
+    # Each key fetched once, as first needed: no refetch of Dyte's key, whose once-a-minute allowance is
+    # kept for a real rotation of Dyte's key.
+    assert (key_fetches(stand_in, "dyte"), key_fetches(stand_in, "realtimekit")) == (1, 1)
+    stand_in.rotate_key("dyte")
+    rotated_body, rotated = signed(stand_in, capture, "dyte", summary(1))
+    assert keys.verify(rotated_body, {"dyte-signature": rotated["dyte-signature"]}) == "dyte"
+    assert (key_fetches(stand_in, "dyte"), key_fetches(stand_in, "realtimekit")) == (2, 1)
+    forged = {"dyte-signature": base64.b64encode(bytes(256)).decode()}
+    clock.now += signing.REFETCH_INTERVAL
+    with pytest.raises(signing.BadSignature):
+        keys.verify(body, forged)  # every key as cached, then Dyte's once more: a rotation may be under way
+    assert (key_fetches(stand_in, "dyte"), key_fetches(stand_in, "realtimekit")) == (3, 1)
+
+
 # Storage -----------------------------------------------------------------------------------------
-
-
-def caller(ctx, name: str) -> Caller:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@contoso.test"
-    oid = str(uuid.uuid4())
-    return Caller(support.TENANT, oid, name.title(), (email,), user_id(ctx.settings.id_hash_key, support.TENANT, oid))
 
 
 @pytest.fixture
@@ -206,12 +254,12 @@ def record(ctx, payload: dict, received_at: datetime, provider: str = "dyte") ->
     body = json.dumps(payload).encode()
     key = deliveries.delivery_key(body)
     rows = deliveries.entities(key, body, provider, {"dyte-uuid": "u"}, received_at)
-    ctx.storage.table(deliveries.DELIVERIES_TABLE).submit_transaction([("create", row) for row in rows])
+    ctx.storage.table(schema.DELIVERIES).submit_transaction([("create", row) for row in rows])
     return key
 
 
 def queued(ctx) -> list[str]:
-    return [message.content for message in ctx.storage.queue(deliveries.QUEUE).peek_messages(max_messages=32)]
+    return [message.content for message in ctx.storage.queue(schema.WEBHOOK_QUEUE).peek_messages(max_messages=32)]
 
 
 def test_the_sweep_enqueues_what_is_unapplied_after_ten_minutes_then_backs_off(ctx):
@@ -229,10 +277,11 @@ def test_the_sweep_enqueues_what_is_unapplied_after_ten_minutes_then_backs_off(c
 
 
 def test_a_failed_application_raises_and_leaves_the_delivery_pending(ctx, storage):
-    owner = caller(ctx, "owner")
-    meeting = meetings.create(ctx, owner, {"title": "Fails"}, None).meeting
+    owner = factories.user("owner")
+    meeting = factories.create_meeting(ctx, owner, title="Fails")
     key = record(ctx, webhooks.meeting_started(meeting["providerMeetingId"], "s-1"), ctx.clock.now)
-    storage.tables.fail("POST", rf"^/[^/]*/{ctx.storage.table_name(state.ACTIVITY_TABLE)}$", status=503, times=3)
+    # The batch that writes what the delivery says (a transaction on the Meetings table names it in its body).
+    storage.tables.fail("POST", re.escape(ctx.storage.table_name(schema.MEETINGS)), status=503, times=3)
     try:
         with pytest.raises(AzureError):
             apply.run(ctx, key)  # raised: the queue retries it, then moves it to the poison queue
@@ -243,24 +292,47 @@ def test_a_failed_application_raises_and_leaves_the_delivery_pending(ctx, storag
     assert deliveries.sweep(ctx) == 1  # the queue's retries, or else the sweep, bring it back
     apply.run(ctx, key)
     assert deliveries.load(ctx, key)["outcome"] == "applied"
-    assert meetings.status_of(meetings.get(ctx, owner, meeting["id"]).row) == "live"
+    assert meetings.load(ctx, owner, meeting["id"]).meeting.status == "live"
 
 
-def fold(sequence, users: dict[str, str]) -> dict[str, dict]:
+def fold(sequence) -> tuple[dict[str, dict], dict[str, str]]:
+    """The pure merge of the deliveries in this order: the rows by relative key, and the summary."""
     rows: dict[str, dict] = {}
+    summary: dict[str, str] = {}
     for payload, received_at in sequence:
-        event = state.parse(payload, state.stamp(received_at))
-        user = users.get(event.participant.custom_participant_id, "") if event.participant else ""
-        for row_key, update in state.facts(event, user).items():
+        event = state.parse(payload, times.stamp(received_at))
+        for row_key, update in state.facts(event, "").items():
             rows[row_key] = state.merge(rows.get(row_key, {}), update)
-    return rows
+        if event.name in state.SESSION_EVENTS and event.session_id:  # a session-less one waits to be placed
+            summary = state.summarize(summary, event.session_id, rows[schema.session_key(event.session_id)])
+    return rows, summary
+
+
+def activity_rows(ctx, meeting) -> dict[str, dict]:
+    """What the webhooks wrote under the meeting, by key relative to it (`s|...`, `t|...`, `a`, ...)."""
+    low, high = schema.activity_range(meeting.id)
+    stored = ctx.storage.table(schema.MEETINGS).query_entities(
+        "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+        parameters={"pk": meeting.partition, "low": low, "high": high},
+    )
+    return {row["RowKey"].removeprefix(low): row for row in stored}
+
+
+def merged_rows(stored: dict[str, dict]) -> dict[str, dict]:
+    """The sessions, intervals and recordings among them, with the merged properties only."""
+    kinds = (schema.SESSION, schema.INTERVAL, schema.RECORDING)
+    return {
+        key: {k: v for k, v in row.items() if k in state.PROPERTIES}
+        for key, row in stored.items()
+        if key.startswith(kinds)
+    }
 
 
 def test_concurrent_shuffled_duplicated_deliveries_end_as_the_pure_merge_says(ctx):
-    owner, guest = caller(ctx, "owner"), caller(ctx, "guest")
-    created = meetings.create(
-        ctx, owner, {"title": "Busy", "invitees": [{"email": guest.email, "role": "participant"}]}, None
-    ).meeting
+    owner, guest = factories.user("owner"), factories.user("guest")
+    created = factories.create_meeting(
+        ctx, owner, title="Busy", invitees=[{"email": guest.email, "role": "participant"}]
+    )
     meeting_id, provider_meeting = created["id"], created["providerMeetingId"]
     for who in (owner, guest):
         joins.join(ctx, who, meeting_id)
@@ -300,19 +372,37 @@ def test_concurrent_shuffled_duplicated_deliveries_end_as_the_pure_merge_says(ct
     with ThreadPoolExecutor(max_workers=24) as pool:
         list(pool.map(lambda key: apply.run(ctx, key), messages))
 
-    stored = ctx.storage.table(state.ACTIVITY_TABLE).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": meeting_id}
-    )
-    rows = {row["RowKey"]: {k: v for k, v in row.items() if k in state.PROPERTIES} for row in stored}
-    expected = fold(sequence, users)
-    assert rows == expected
-    assert {row["userId"] for key, row in rows.items() if key.startswith(state.INTERVAL)} == {owner.id, guest.id}
-    meeting = meetings.get(ctx, owner, meeting_id).row
-    sessions = [row.get("endedAt") or "" for key, row in expected.items() if key.startswith(state.SESSION)]
-    assert (meeting.get("activity") or "") == state.activity(sessions) != ""
-    assert (meeting["version"], meeting["updatedAt"]) == (created["version"], created["updatedAt"])
-    index = ctx.storage.table(meetings.MEETINGS_TABLE).get_entity(meeting["PartitionKey"], meeting["indexKey"])
-    assert index["activity"] == meeting["activity"]
+    # The follow-up each status change queued copies the status onto the meeting's list rows.
+    followups.run(ctx, meeting_id)
+    meeting = meetings.load(ctx, owner, meeting_id).meeting
+    stored = activity_rows(ctx, meeting)
+    expected, summary = fold(sequence)
+    assert merged_rows(stored) == expected
+    # Each interval is someone's: its participant row says whose (a closed account's would carry its own id).
+    participants = [
+        Participant.from_row(row)
+        for row in ctx.storage.table(schema.MEETINGS).query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+            parameters=dict(zip(("low", "high"), schema.participant_range(meeting_id), strict=True), pk=owner.id),
+        )
+    ]
+    whose = {participant.custom_participant_id: participant.user_id for participant in participants}
+    assert whose == users
+    intervals = [row for key, row in stored.items() if key.startswith(schema.INTERVAL)]
+    assert {whose[row["customParticipantId"]] for row in intervals} == {owner.id, guest.id}
+    assert all(not row.get("userId") for row in intervals)
+    # Every session and recording is listed once, newest first, by its order row.
+    session_order = sorted(row["row"] for key, row in stored.items() if key.startswith(schema.SESSION_ORDER))
+    assert session_order == sorted(key for key in expected if key.startswith(schema.SESSION))
+    recording_order = [row["row"] for key, row in stored.items() if key.startswith(schema.RECORDING_ORDER)]
+    assert recording_order == [key for key in expected if key.startswith(schema.RECORDING)]
+    # The status is what the sessions say, on the meeting row and its owner-index row, without a new version.
+    assert {k: stored[schema.SUMMARY][k] for k in summary} == summary
+    assert meeting.activity == state.activity(summary) != ""
+    assert meeting.activity == ("live" if any(not row.get("endedAt") for row in sessions(expected)) else "ended")
+    assert (meeting.version, times.format_utc(meeting.updated_at)) == (created["version"], created["updatedAt"])
+    index = ctx.storage.table(schema.MEETINGS).get_entity(meeting.partition, meeting.index_key)
+    assert index["activity"] == meeting.activity
     assert all(deliveries.load(ctx, key)["outcome"] == "applied" for key in keys)
 
     # Replaying is harmless: the same rows, every delivery of the meeting enqueued once.
@@ -322,8 +412,11 @@ def test_concurrent_shuffled_duplicated_deliveries_end_as_the_pure_merge_says(ct
     )
     for key in set(keys):
         apply.run(ctx, key)
-    again = ctx.storage.table(state.ACTIVITY_TABLE).query_entities("PartitionKey eq @pk", parameters={"pk": meeting_id})
-    assert {row["RowKey"]: {k: v for k, v in row.items() if k in state.PROPERTIES} for row in again} == expected
+    assert merged_rows(activity_rows(ctx, meeting)) == expected
+
+
+def sessions(rows: dict[str, dict]) -> list[dict]:
+    return [row for key, row in rows.items() if key.startswith(schema.SESSION)]
 
 
 def test_unknown_meetings_events_and_bodies_are_settled_with_their_reason(ctx):

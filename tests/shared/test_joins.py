@@ -1,18 +1,11 @@
 """Joining at the domain level, with an injected clock: the join window and the token's life."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared import joins, meetings, problems
-from shared.auth import Caller, user_id
-from tests import support
-
-
-def caller(ctx, name: str, email: str) -> Caller:
-    oid = str(uuid.uuid5(uuid.NAMESPACE_URL, email))
-    return Caller(support.TENANT, oid, name.title(), (email,), user_id(ctx.settings.id_hash_key, support.TENANT, oid))
+from tests import factories
 
 
 @pytest.fixture
@@ -21,9 +14,7 @@ def ctx(domain_context):
 
 
 def scheduled(ctx, starts_at: str, ends_at: str | None = None):
-    owner = caller(ctx, "owner", "owner@contoso.test")
-    guest = caller(ctx, "guest", "guest@contoso.test")
-    host = caller(ctx, "host", "host@contoso.test")
+    owner, guest, host = factories.user("owner"), factories.user("guest"), factories.user("host")
     body = {
         "title": "Window",
         "startsAt": starts_at,
@@ -32,7 +23,7 @@ def scheduled(ctx, starts_at: str, ends_at: str | None = None):
     }
     if ends_at:
         body["endsAt"] = ends_at
-    meeting = meetings.create(ctx, owner, body, None).meeting
+    meeting = factories.create_meeting(ctx, owner, **body)
     return meeting["id"], owner, guest, host
 
 
@@ -61,8 +52,8 @@ def test_nobody_joins_after_end_plus_grace(ctx):
 
 
 def test_without_a_schedule_joins_are_open_until_cancelled(ctx):
-    owner, guest = caller(ctx, "owner", "owner@contoso.test"), caller(ctx, "guest", "guest@contoso.test")
-    meeting = meetings.create(ctx, owner, {"title": "Anytime", "invitees": [{"email": guest.email}]}, None).meeting
+    owner, guest = factories.user("owner"), factories.user("guest")
+    meeting = factories.create_meeting(ctx, owner, title="Anytime", invitees=[{"email": guest.email}])
     ctx.clock.now = datetime(2040, 1, 1, tzinfo=UTC)
     assert joins.join(ctx, guest, meeting["id"])["participantId"]
     meetings.cancel(ctx, owner, meeting["id"], None)
@@ -88,13 +79,73 @@ def test_a_fresh_token_is_shared_briefly_then_refreshed(ctx, provider):
 def test_a_participant_deleted_at_the_provider_is_added_again(ctx, provider):
     meeting_id, _, guest, _ = scheduled(ctx, "2031-06-01T08:00:00Z")
     first = joins.join(ctx, guest, meeting_id)
-    meeting = meetings.load(ctx, guest, meeting_id).row
-    ctx.providers["dyte"].delete_participant(meeting["providerMeetingId"], first["participantId"])
+    meeting = meetings.load(ctx, guest, meeting_id).meeting
+    ctx.providers["dyte"].delete_participant(meeting.provider_meeting_id, first["participantId"])
     ctx.clock.now += joins.TOKEN_REUSE + timedelta(seconds=1)
     again = joins.join(ctx, guest, meeting_id)
     assert again["participantId"] != first["participantId"]
     assert provider.token_check(again["authToken"])["valid"]
     found = ctx.providers["dyte"].find_participant(
-        meeting["providerMeetingId"], joins.custom_participant_id(ctx, meeting_id, guest)
+        meeting.provider_meeting_id, joins.custom_participant_id(ctx, meeting_id, guest)
     )
     assert found is not None and found.id == again["participantId"]
+
+
+def provider_participants(ctx, meeting_id, who) -> list:
+    meeting = meetings.load(ctx, who, meeting_id).meeting
+    custom = joins.custom_participant_id(ctx, meeting_id, who)
+    return [
+        p for p in ctx.providers["dyte"].participants(meeting.provider_meeting_id) if p.custom_participant_id == custom
+    ]
+
+
+def test_an_add_answered_5xx_whose_uncertain_mark_fails_is_adopted_once_the_claim_lapses(ctx, provider, storage):
+    meeting_id, _, guest, _ = scheduled(ctx, "2031-06-01T08:00:00Z")
+    provider.add_fault(method="POST", path="/participants$", status=500, apply=True, times=1)
+    for method in ("PUT", "PATCH", "MERGE"):
+        storage.tables.fail(method, r'"uncertain": ?true', status=503, times=1)
+    try:
+        with pytest.raises(problems.ProviderUnavailable):
+            joins.join(ctx, guest, meeting_id)
+    finally:
+        storage.tables.clear_faults()
+    [added] = provider_participants(ctx, meeting_id, guest)  # the 500 came after the provider added it
+    ctx.clock.now += joins.CLAIM_LEASE + timedelta(seconds=1)  # the lease of a claim nobody marked lapses
+    before = len(provider.request_log())
+    joined = joins.join(ctx, guest, meeting_id)
+    assert joined["participantId"] == added.id
+    assert [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in provider.request_log()[before:]] == [
+        ("GET", "participants"),
+        ("POST", "token"),
+    ]
+    assert provider_participants(ctx, meeting_id, guest) == [added]
+    assert provider.token_check(joined["authToken"])["valid"]
+
+
+def test_a_lookup_that_fails_keeps_the_claim_uncertain(ctx, provider):
+    ctx.providers["dyte"] = ctx.providers["dyte"].once()  # no retries: each fault below is one failed request
+    meeting_id, _, guest, _ = scheduled(ctx, "2031-06-01T08:00:00Z")
+    provider.add_fault(method="POST", path="/participants$", status=502, apply=True, times=1)
+    with pytest.raises(problems.ProviderUnavailable):
+        joins.join(ctx, guest, meeting_id)
+    provider.add_fault(method="GET", path="/participants$", status=503, times=1)
+    with pytest.raises(problems.ProviderUnavailable):
+        joins.join(ctx, guest, meeting_id)  # the lookup failed: what the first add left is still unknown
+    [added] = provider_participants(ctx, meeting_id, guest)
+    joined = joins.join(ctx, guest, meeting_id)
+    assert joined["participantId"] == added.id
+    assert provider_participants(ctx, meeting_id, guest) == [added]
+
+
+def test_an_add_the_provider_refused_releases_the_claim(ctx, provider):
+    meeting_id, _, guest, _ = scheduled(ctx, "2031-06-01T08:00:00Z")
+    provider.add_fault(method="POST", path="/participants$", status=422, times=1)
+    with pytest.raises(problems.ProviderRejected):
+        joins.join(ctx, guest, meeting_id)
+    assert meetings.load(ctx, guest, meeting_id).participant is None  # refused: nothing to look up
+    before = len(provider.request_log())
+    joined = joins.join(ctx, guest, meeting_id)
+    assert [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in provider.request_log()[before:]] == [
+        ("POST", "participants")
+    ]
+    assert [p.id for p in provider_participants(ctx, meeting_id, guest)] == [joined["participantId"]]

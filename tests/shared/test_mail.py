@@ -1,7 +1,8 @@
 """Invitation email in-process: the real domain code on Azurite, sending to the HTTPS Graph stand-in.
 
-The mail queue is drained by hand (or, for the poison path, by the dev host's own queue listener)
-so that each step's emails can be checked before the next change.
+A change's own request expands its outbox record (its follow-up runs inline) into one message per
+recipient on the mail queue. The mail queue is drained by hand (or, for the retry path, by the dev
+host's own queue listener) so that each step's emails can be checked before the next change.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import json
 import logging
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import azure.functions as func
 import jwt
@@ -31,11 +32,13 @@ from icalendar import Calendar
 from dev.graph import JWT_BEARER, GraphStandIn
 from dev.host import DevHost, QueueOptions
 from dev.provider import ProviderStandIn
-from shared import auth, invites, mail, meetings
+from shared import followups, invites, jobs, meetings, outbox, pending, schema
+from shared.auth import Caller
 from shared.context import Context
+from shared.graph import Graph
 from shared.provider import clients_from_settings
 from shared.storage import Storage
-from tests import support
+from tests import factories, support
 
 SENDER = "noreply@contoso.test"
 APP_URL = "https://app.contoso.test"
@@ -65,30 +68,37 @@ def trusting_session(stand_in: GraphStandIn) -> requests.Session:
 class World:
     ctx: Context
     graph: GraphStandIn
-    client: mail.Graph
     sleeps: list[float] = field(default_factory=list)
 
-    def user(self, name: str) -> auth.Caller:
-        oid = str(uuid.uuid4())
-        email = f"{name}-{oid[:8]}@contoso.test"
-        user_id = auth.user_id(self.ctx.settings.id_hash_key, support.TENANT, oid)
-        return auth.Caller(support.TENANT, oid, name.title(), (email,), user_id)
+    def user(self, name: str) -> Caller:
+        return factories.user(name, key=self.ctx.settings.id_hash_key)
 
     def queue(self) -> QueueClient:
-        return self.ctx.storage.queue(mail.QUEUE)
+        return self.ctx.storage.queue(schema.MAIL_QUEUE)
 
     def drain(self) -> list[str]:
         """Run every visible message of the mail queue (and those they add) as the queue trigger would."""
         handled = []
         while batch := list(self.queue().receive_messages(max_messages=32, visibility_timeout=60)):
             for message in batch:
-                mail.process(self.ctx, message.content, graph=self.client)
+                outbox.deliver(self.ctx, message.content)
                 self.queue().delete_message(message)
                 handled.append(message.content)
         return handled
 
+    def run_jobs(self) -> list[str]:
+        """Run every visible message of the jobs queue as its queue trigger would (follow-ups only here)."""
+        queue = self.ctx.storage.queue(schema.JOBS_QUEUE)
+        handled = []
+        while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=60)):
+            for message in batch:
+                jobs.run(self.ctx, message.content, {jobs.Kind.FOLLOW_UP: followups.run_job})
+                queue.delete_message(message)
+                handled.append(message.content)
+        return handled
+
     def rows(self, partition: str, marker: str) -> list[dict]:
-        table = self.ctx.storage.table(meetings.MEETINGS_TABLE)
+        table = self.ctx.storage.table(schema.MEETINGS)
         return [
             row
             for row in table.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
@@ -111,9 +121,9 @@ def make_world(storage, prefix, graph, provider, **overrides: str) -> World:
     }
     settings = support.load(**{**values, **overrides})
     ctx = Context(settings=settings, storage=Storage(settings), providers=clients_from_settings(settings))
-    world = World(ctx, graph, client=None)  # type: ignore[arg-type]
+    world = World(ctx, graph)
     if settings.mail is not None:
-        world.client = mail.Graph(settings.mail, session=trusting_session(graph), sleep=world.sleeps.append)
+        ctx.graph = Graph(settings.mail, session=trusting_session(graph), sleep=world.sleeps.append)
     return world
 
 
@@ -132,9 +142,16 @@ def event_of(message: dict):
     return event
 
 
-def create(world: World, owner: auth.Caller, **body) -> dict:
-    body.setdefault("title", "Weekly sync")
-    return meetings.create(world.ctx, owner, body, None).meeting
+def create(world: World, owner: Caller, **body) -> dict:
+    return factories.create_meeting(world.ctx, owner, **body)
+
+
+def invite(world: World, by: Caller, meeting_id: str, *invitees: dict) -> list[dict]:
+    return invites.invite(world.ctx, by, meeting_id, invites.parse_invite_body({"invitees": list(invitees)}))
+
+
+def update(world: World, by: Caller, meeting_id: str, **patch) -> dict:
+    return meetings.update(world.ctx, by, meeting_id, meetings.parse_patch(patch), None)
 
 
 def test_invitees_of_a_new_meeting_get_one_invitation_each_with_a_calendar_file(world):
@@ -152,12 +169,13 @@ def test_invitees_of_a_new_meeting_get_one_invitation_each_with_a_calendar_file(
         invitees=[{"email": host.email, "role": "host"}, {"email": guest.email, "role": "participant"}],
     )
     (record,) = world.rows(owner.id, "|o|c|")
-    assert (record["kind"], record["mailState"]) == ("invited", "new")
-    assert sorted(record["invites"].split(",")) == sorted(
-        [invites.invite_id(host.email), invites.invite_id(guest.email)]
-    )
+    assert record["kind"] == "invited"
+    assert sorted(record["invites"].split(",")) == sorted([schema.invite_id(host.email), schema.invite_id(guest.email)])
+    # The create's own follow-up expanded the record: one message per invitee is queued.
+    assert (record["mailState"], record["recipients"]) == ("expanded", 2)
 
     handled = world.drain()
+    assert len(handled) == 2
 
     log = world.graph.request_log()
     assert [(entry["method"], entry["path"].rsplit("/", 1)[-1]) for entry in log] == [
@@ -197,7 +215,7 @@ def test_invitees_of_a_new_meeting_get_one_invitation_each_with_a_calendar_file(
     assert calendar["METHOD"] == "REQUEST"
     assert [zone.tz_name for zone in calendar.timezones] == ["Europe/Berlin"]
     event = event_of(to_host)
-    assert str(event["UID"]) == f"{meeting['id']}.{invites.invite_id(host.email)}@contoso.test"
+    assert str(event["UID"]) == f"{meeting['id']}.{schema.invite_id(host.email)}@contoso.test"
     assert event["SEQUENCE"] == 1 and event["STATUS"] == "CONFIRMED"
     assert str(event.start.tzinfo) == "Europe/Berlin"
     assert event.start.astimezone(UTC) == datetime(2031, 3, 30, 7, 30, tzinfo=UTC)
@@ -210,31 +228,34 @@ def test_invitees_of_a_new_meeting_get_one_invitation_each_with_a_calendar_file(
 
     (record,) = world.rows(owner.id, "|o|c|")
     assert record["mailState"] == "expanded"
-    (quota,) = world.rows(owner.id, mail.QUOTA_KEY)
+    (quota,) = world.rows(owner.id, schema.MAIL_QUOTA_KEY)
     assert quota["sent"] == 2
-    # The queue delivers at least once: every message again (a retry after success) sends nothing.
+    # The queue delivers at least once: every message again (a retry after success) sends nothing,
+    # and the meeting's follow-up run again expands nothing again.
     for text in handled:
-        mail.process(world.ctx, text, graph=world.client)
+        outbox.deliver(world.ctx, text)
+    assert followups.run(world.ctx, meeting["id"])
+    assert world.drain() == []
     assert len(world.graph.messages()) == 2
-    assert world.rows(owner.id, mail.QUOTA_KEY)[0]["sent"] == 2
+    assert world.rows(owner.id, schema.MAIL_QUOTA_KEY)[0]["sent"] == 2
 
 
 def test_invites_role_changes_and_revocation_update_one_event_with_a_growing_sequence(world):
     owner, guest = world.user("olivia"), world.user("greta")
     meeting = create(world, owner, startsAt="2031-05-01T10:00:00Z", timeZone="UTC")
 
-    def invite(role: str) -> None:
-        invites.invite(world.ctx, owner, meeting["id"], {"invitees": [{"email": guest.email, "role": role}]})
+    def invite_as(role: str) -> None:
+        invite(world, owner, meeting["id"], {"email": guest.email, "role": role})
 
-    invite("participant")
+    invite_as("participant")
     world.drain()
-    invite("host")
+    invite_as("host")
     world.drain()
-    invite("host")  # no change: no email
+    invite_as("host")  # no change: no email
     assert world.drain() == []
-    invites.revoke(world.ctx, owner, meeting["id"], invites.invite_id(guest.email))
+    invites.revoke(world.ctx, owner, meeting["id"], schema.invite_id(guest.email))
     world.drain()
-    invite("participant")
+    invite_as("participant")
     world.drain()
 
     sent = world.sent_to(guest.email)
@@ -271,9 +292,9 @@ def test_reschedule_and_cancel_reach_every_active_invitee(world):
     )
     world.drain()
     invites.decline(world.ctx, decliner, meeting["id"])
-    meetings.update(world.ctx, owner, meeting["id"], {"startsAt": "2031-06-03T14:00:00Z", "endsAt": None}, None)
+    update(world, owner, meeting["id"], startsAt="2031-06-03T14:00:00Z", endsAt=None)
     world.drain()
-    meetings.update(world.ctx, owner, meeting["id"], {"description": "Agenda attached"}, None)
+    update(world, owner, meeting["id"], description="Agenda attached")
     assert world.drain() == []  # the description alone is no reason to email 500 people
     meetings.cancel(world.ctx, owner, meeting["id"], None)
     world.drain()
@@ -300,7 +321,7 @@ def test_an_email_overtaken_by_a_later_change_is_not_sent(world):
     owner, guest = world.user("olivia"), world.user("greta")
     meeting = create(world, owner, startsAt="2031-06-02T14:00:00Z", invitees=[{"email": guest.email}])
     world.drain()
-    meetings.update(world.ctx, owner, meeting["id"], {"startsAt": "2031-06-03T14:00:00Z"}, None)
+    update(world, owner, meeting["id"], startsAt="2031-06-03T14:00:00Z")
     meetings.cancel(world.ctx, owner, meeting["id"], None)
     world.drain()  # the update's message runs after the cancellation committed
     sent = world.sent_to(guest.email)
@@ -328,23 +349,32 @@ def test_throttling_waits_as_graph_asks_and_sends_exactly_once(world):
 
     # A long throttle is not slept through: the message goes back on the queue for when Graph asks.
     world.graph.add_fault(path="sendMail", status=429, retry_after=300, times=1)
-    invites.invite(world.ctx, owner, meeting["id"], {"invitees": [{"email": late.email, "role": "participant"}]})
+    invite(world, owner, meeting["id"], {"email": late.email, "role": "participant"})
     world.drain()
     assert world.sent_to(late.email) == []
     assert world.queue().get_queue_properties().approximate_message_count == 1  # invisible until then
 
 
-def test_graph_down_retries_then_poison_and_the_change_stands(world, storage):
+def wait_until(condition, timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_graph_down_retries_with_backoff_never_poison_and_the_change_stands(world, storage):
     owner, guest = world.user("olivia"), world.user("greta")
     meeting = create(world, owner)
     world.graph.add_fault(path="sendMail", drop=True)
 
-    # The real queue listener of the dev host: retries a failing message, then moves it to poison.
+    # The real queue listener of the dev host: a failing message must come back later, not go to poison.
     app = func.FunctionApp()
 
-    @app.queue_trigger(arg_name="message", queue_name=world.ctx.storage.queue_name(mail.QUEUE), connection="Storage")
+    @app.queue_trigger(
+        arg_name="message", queue_name=world.ctx.storage.queue_name(schema.MAIL_QUEUE), connection="Storage"
+    )
     def send_mail(message: func.QueueMessage) -> None:
-        mail.process(world.ctx, message.get_body().decode("utf-8"), graph=world.client)
+        outbox.deliver(world.ctx, message.get_body().decode("utf-8"))
 
     host = DevHost(
         app,
@@ -352,76 +382,88 @@ def test_graph_down_retries_then_poison_and_the_change_stands(world, storage):
         queues=QueueOptions(max_polling_interval=0.1, visibility_timeout=0),
     )
     poison = QueueClient.from_connection_string(
-        storage.connection_string, world.ctx.storage.queue_name(mail.QUEUE) + "-poison"
+        storage.connection_string, world.ctx.storage.queue_name(schema.MAIL_QUEUE) + schema.POISON_SUFFIX
     )
     poison.create_queue()
     with host.start():
-        items = invites.invite(world.ctx, owner, meeting["id"], {"invitees": [{"email": guest.email}]})
-        deadline = time.monotonic() + 15
-        while not list(poison.peek_messages()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    (poisoned,) = poison.receive_messages()
-    attempts = [entry for entry in world.graph.request_log() if entry["path"].endswith("sendMail")]
-    assert [entry["status"] for entry in attempts] == [None] * 5
-    assert world.graph.messages() == []
-    assert items[0]["status"] == "pending"
-    listed = invites.list_invites(world.ctx, owner, meeting["id"], 10, None)["items"]
-    assert [(item["email"], item["status"]) for item in listed] == [(guest.email, "pending")]
+        items = invite(world, owner, meeting["id"], {"email": guest.email})
+        (record,) = world.rows(owner.id, "|o|c|")
+        key = schema.pending_mail(meeting["id"], record["change"], schema.invite_id(guest.email))
+        # Each failure pushes the message's pending entry back (2, 4 ... seconds) and queues it for then.
+        wait_until(lambda: (pending.get(world.ctx, key) or SimpleNamespace(attempts=0)).attempts >= 2, what="2 tries")
+        entry = pending.get(world.ctx, key)
+        assert entry.queue == schema.MAIL_QUEUE and entry.first_failed_at is not None
+        attempts = [call for call in world.graph.request_log() if call["path"].endswith("sendMail")]
+        assert len(attempts) >= 2 and {call["status"] for call in attempts} == {None}
+        assert world.graph.messages() == []
+        assert list(poison.peek_messages()) == []
+        assert items[0]["status"] == "pending"
+        listed = invites.list_invites(world.ctx, owner, meeting["id"], 10, None)["items"]
+        assert [(item["email"], item["status"]) for item in listed] == [(guest.email, "pending")]
 
-    # Nothing is lost: once Graph is back, replaying the poison message (an operator's move) sends it.
-    world.graph.reset()
-    mail.process(world.ctx, base64.b64decode(poisoned.content).decode("utf-8"), graph=world.client)
+        # Nothing is lost: once Graph is back, the next try sends it, once, and the entry is done.
+        world.graph.reset()
+        wait_until(lambda: pending.get(world.ctx, key) is None, what="the retry")
     assert len(world.sent_to(guest.email)) == 1
+    assert list(poison.peek_messages()) == []
 
 
-def test_the_sweep_queues_a_record_whose_queue_put_was_lost(world, storage, caplog):
+def test_the_pending_sweep_redrives_an_expansion_whose_queue_put_was_lost(world, storage, caplog):
     owner, guest = world.user("olivia"), world.user("greta")
-    world.ctx.storage.queue(mail.QUEUE)  # exists: only the put of this change's message fails
-    pattern = re.escape(world.ctx.storage.queue_name(mail.QUEUE)) + "/messages"
-    storage.queues.fail("POST", pattern, status=500, times=10)  # the put and every retry of it
-    with caplog.at_level(logging.WARNING, logger="shared.mail"):
-        started = time.monotonic()
-        create(world, owner, invitees=[{"email": guest.email, "role": "participant"}])
+    queue_name = world.ctx.storage.queue_name(schema.MAIL_QUEUE)
+    world.ctx.storage.queue(schema.MAIL_QUEUE)  # exists: only the put of this change's message fails
+    storage.queues.fail("POST", re.escape(queue_name) + "/messages", status=500, times=10)  # every retry too
+    before = storage.queues.snapshot()
+    with caplog.at_level(logging.WARNING, logger="shared.followups"):
+        meeting = create(world, owner, invitees=[{"email": guest.email, "role": "participant"}])
     storage.queues.clear_faults()
-    assert time.monotonic() - started < 2  # a failing queue does not hold the answer up
-    assert "the sweep will" in caplog.text
+    # A failing queue does not hold the answer up: the put and the client's two retries, no more.
+    puts = storage.queues.snapshot() - before
+    assert sum(n for (method, path), n in puts.items() if method == "POST" and queue_name in path) == 3
+    assert '"status": "retrying"' in caplog.text
     (record,) = world.rows(owner.id, "|o|c|")
     assert record["mailState"] == "new"
     assert world.drain() == []
 
-    assert mail.sweep(world.ctx) == 0  # too young: its own request may still be queueing it
+    key = schema.pending_follow_up(meeting["id"])
+    entry = pending.get(world.ctx, key)
+    assert entry is not None and entry.attempts == 1
+    assert pending.sweep(world.ctx) == {"requeued": 0}  # not due: its own retry may still come
     now = world.ctx.clock()
-    world.ctx.clock = lambda: now + mail.SWEEP_AFTER + timedelta(seconds=5)
-    assert mail.sweep(world.ctx) == 1
+    world.ctx.clock = lambda: entry.due_at + timedelta(seconds=1)
+    assert pending.sweep(world.ctx) == {"requeued": 1}
+    world.ctx.clock = lambda: now
+    world.run_jobs()
     world.drain()
     assert len(world.sent_to(guest.email)) == 1
-    assert mail.sweep(world.ctx) == 0
+    assert pending.get(world.ctx, key) is None
+    assert pending.sweep(world.ctx) == {"requeued": 0}
 
 
 def test_the_owners_daily_cap_skips_the_email_not_the_change(world, caplog):
     owner = world.user("olivia")
     guests = [world.user(f"guest{n}") for n in range(3)]
-    table = world.ctx.storage.table(meetings.MEETINGS_TABLE)
+    table = world.ctx.storage.table(schema.MEETINGS)
     today = world.ctx.clock().date().isoformat()
     table.create_entity(
-        {"PartitionKey": owner.id, "RowKey": mail.QUOTA_KEY, "day": today, "sent": mail.DAILY_EMAIL_CAP - 1}
+        {"PartitionKey": owner.id, "RowKey": schema.MAIL_QUOTA_KEY, "day": today, "sent": outbox.DAILY_EMAIL_CAP - 1}
     )
-    meeting = create(world, owner, invitees=[{"email": g.email, "role": "participant"} for g in guests])
-    with caplog.at_level(logging.WARNING, logger="shared.mail"):
+    with caplog.at_level(logging.WARNING, logger="shared.outbox"):
+        meeting = create(world, owner, invitees=[{"email": g.email, "role": "participant"} for g in guests])
         world.drain()
     assert len(world.graph.messages()) == 1
-    assert world.rows(owner.id, mail.QUOTA_KEY)[0]["sent"] == mail.DAILY_EMAIL_CAP
-    (warning,) = [json.loads(r.getMessage()) for r in caplog.records if "daily cap" in r.getMessage()]
+    assert world.rows(owner.id, schema.MAIL_QUOTA_KEY)[0]["sent"] == outbox.DAILY_EMAIL_CAP
+    (warning,) = [json.loads(r.getMessage()) for r in caplog.records if "cap of" in r.getMessage()]
     assert (warning["meetingId"], warning["skipped"]) == (meeting["id"], 2)
     assert len(invites.list_invites(world.ctx, owner, meeting["id"], 10, None)["items"]) == 3
 
     # A new day starts a new count.
     now = world.ctx.clock()
     world.ctx.clock = lambda: now + timedelta(days=1)
-    meetings.update(world.ctx, owner, meeting["id"], {"title": "Renamed"}, None)
+    update(world, owner, meeting["id"], title="Renamed")
     world.drain()
     assert len(world.graph.messages()) == 4
-    assert world.rows(owner.id, mail.QUOTA_KEY)[0]["sent"] == 3
+    assert world.rows(owner.id, schema.MAIL_QUOTA_KEY)[0]["sent"] == 3
 
 
 def test_with_mail_off_no_outbox_no_queue_no_graph(storage, prefix, graph, provider):
@@ -430,20 +472,21 @@ def test_with_mail_off_no_outbox_no_queue_no_graph(storage, prefix, graph, provi
     queues_before = storage.queues.snapshot()
     owner, guest, other = world.user("olivia"), world.user("greta"), world.user("otto")
     meeting = create(world, owner, startsAt="2031-05-01T10:00:00Z", invitees=[{"email": guest.email}])
-    invites.invite(world.ctx, owner, meeting["id"], {"invitees": [{"email": other.email}]})
-    invites.invite(world.ctx, owner, meeting["id"], {"invitees": [{"email": other.email, "role": "host"}]})
-    meetings.update(world.ctx, owner, meeting["id"], {"startsAt": "2031-05-02T10:00:00Z"}, None)
-    invites.revoke(world.ctx, owner, meeting["id"], invites.invite_id(guest.email))
+    invite(world, owner, meeting["id"], {"email": other.email})
+    invite(world, owner, meeting["id"], {"email": other.email, "role": "host"})
+    update(world, owner, meeting["id"], startsAt="2031-05-02T10:00:00Z")
+    invites.revoke(world.ctx, owner, meeting["id"], schema.invite_id(guest.email))
     meetings.cancel(world.ctx, owner, meeting["id"], None)
-    tables_before = storage.tables.snapshot()
-    assert mail.sweep(world.ctx) == 0
-    assert [path for _, path in storage.tables.snapshot() - tables_before if prefix in path] == []
-    queue_name = world.ctx.storage.queue_name(mail.QUEUE)
+    # Nothing of mail's is pending, so the sweep of pending work has no mail to queue.
+    everything = pending.due(world.ctx, world.ctx.clock() + timedelta(days=365))
+    assert [entry.key for entry in everything if entry.queue == schema.MAIL_QUEUE] == []
+    pending.sweep(world.ctx)
+    queue_name = world.ctx.storage.queue_name(schema.MAIL_QUEUE)
     assert [path for _, path in storage.queues.snapshot() - queues_before if queue_name in path] == []
 
     rows = world.rows(owner.id, "")
-    assert [row["RowKey"] for row in rows if "|o|" in row["RowKey"] or row["RowKey"] == mail.QUOTA_KEY] == []
-    assert [row for row in rows if mail.SEQUENCE in row] == []
+    assert [row["RowKey"] for row in rows if "|o|" in row["RowKey"] or row["RowKey"] == schema.MAIL_QUOTA_KEY] == []
+    assert [row for row in rows if "mailSequence" in row] == []
     with pytest.raises(ResourceNotFoundError):
         QueueClient.from_connection_string(storage.connection_string, queue_name).get_queue_properties()
     assert graph.request_log() == []
@@ -471,7 +514,7 @@ def test_a_certificate_credential_signs_a_client_assertion(storage, prefix, prov
         settings = support.load(
             **stand_in.settings(SENDER, MAIL_CLIENT_SECRET="", MAIL_CLIENT_CERTIFICATE=key_pem + certificate_pem)
         )
-        mail.Graph(settings.mail, session=trusting_session(stand_in)).send(
+        Graph(settings.mail, session=trusting_session(stand_in)).send(
             {"message": {"subject": "x", "toRecipients": [{"emailAddress": {"address": "a@contoso.test"}}]}}
         )
         token_call, send_call = stand_in.request_log()[1:]

@@ -1,31 +1,41 @@
 """The provider client against the real stand-in over HTTP, for Dyte and RealtimeKit alike.
 
-The stand-in validates every request against Dyte's OpenAPI document, here with unknown fields
-refused too; each test ends by checking that it never had to answer 400.
+The stand-in validates every request against Dyte's OpenAPI document (RealtimeKit's against
+Cloudflare's own subset where it describes the operation), here with unknown fields refused too;
+each test ends by checking that it never had to answer 400. One test also holds every RealtimeKit
+request to Cloudflare's subset directly, without the stand-in's gate in between.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 from dataclasses import replace
+from pathlib import Path
+from urllib.parse import parse_qsl
 
 import jwt
 import pytest
 import requests
+from jsonschema import Draft202012Validator
 
 from dev.provider import ProviderStandIn
+from shared import presets
 from shared.problems import ProviderRejected, ProviderTimeout, ProviderUnavailable
 from shared.provider import (
     ParticipantGone,
     ProviderClient,
     ProviderMeeting,
     ProviderParticipant,
+    ProviderPreset,
     ProviderWebhook,
     clients_from_settings,
 )
 from tests import support
+
+SUBSET = Path(__file__).resolve().parents[2] / "dev" / "provider" / "realtimekit-openapi-subset.json"
 
 PROVIDERS = ("dyte", "realtimekit")
 HOST = {"dyte": "group_call_host", "realtimekit": "group-call-host"}
@@ -149,6 +159,39 @@ def test_find_participant_pages_through_the_list(client, stand_in):
     assert queries == [*pages, pages[0], *pages]
 
 
+def test_realtimekit_answers_with_only_the_fields_cloudflare_requires_still_serve_the_app(stand_in, fake_time):
+    """Cloudflare's schemas make much of an answer optional (the kick-all count, `data` itself for several
+    operations). What the app needs from an answer it requires; everything else may be missing."""
+    client = make_client(stand_in, "realtimekit", fake_time)
+    meeting = client.create_meeting("Standup")
+    ada = client.add_participant(meeting.id, custom_participant_id="ada", name="Ada", preset_name=HOST["realtimekit"])
+    client.add_participant(meeting.id, custom_participant_id="bob", name=None, preset_name=HOST["realtimekit"])
+    stand_in.start_session("realtimekit", meeting.id, custom_participant_ids=["ada", "bob"])
+    hook = client.create_webhook("meetings", "https://meetings.example/api/webhooks/dyte", ["meeting.started"])
+    stand_in.set_switches(required_answer_fields_only=True)
+
+    assert client.active_session(meeting.id) == {}  # live; its details are optional
+    assert client.kick(meeting.id, custom_participant_ids=["bob"]) is None  # kicked, count not said
+    assert client.kick_all(meeting.id) is None  # an end or a cancel is no 502 for want of a count
+    assert client.active_session(meeting.id) is None
+    assert client.set_participant_preset(meeting.id, ada.id, GUEST["realtimekit"]) is None
+    assert client.find_participant(meeting.id, "ada") == ProviderParticipant(ada.id, None, GUEST["realtimekit"], "ada")
+    assert client.get_participant(meeting.id, ada.id).preset_name == GUEST["realtimekit"]
+    assert stand_in.token_check(client.refresh_token(meeting.id, ada.id))["valid"]
+    assert client.set_meeting_status(meeting.id, "INACTIVE") == ProviderMeeting(meeting.id, "INACTIVE")
+    assert [hook_.id for hook_ in client.list_webhooks()] == [hook.id]
+    assert client.update_webhook(hook.id, enabled=False).enabled is False
+    client.delete_participant(meeting.id, ada.id)
+    # Without `data`, a new meeting or participant has no id or token: nothing the app could use.
+    for needs_data in (
+        lambda: client.create_meeting("Standup"),
+        lambda: client.add_participant(meeting.id, custom_participant_id="c", name=None, preset_name="group-call-host"),
+    ):
+        with pytest.raises(ProviderRejected, match="does not understand"):
+            needs_data()
+    assert fake_time.sleeps == []
+
+
 def test_active_session_and_kicks(client, stand_in, fake_time):
     meeting = client.create_meeting("Standup")
     for custom_id in ("ada", "bob", "eve"):
@@ -165,6 +208,38 @@ def test_active_session_and_kicks(client, stand_in, fake_time):
     assert client.kick_all(meeting.id) == 2
     assert client.active_session(meeting.id) is None
     assert fake_time.sleeps == []
+
+
+def test_presets(client, stand_in):
+    listed = {preset.name: preset for preset in client.list_presets()}
+    assert set(listed) == {HOST[client.name], GUEST[client.name], presets_guest(client.name)}
+    assert all(preset.permissions is None for preset in listed.values())  # a list item has no permissions
+    host = client.get_preset(listed[HOST[client.name]].id)
+    assert (host.name, host.permissions["accept_waiting_requests"]) == (HOST[client.name], True)
+    assert client.get_preset("7f951e37-492b-45dd-8256-7f1660341c17") is None
+
+    created = client.create_preset(presets.body("guest", "lobby"))
+    assert created == ProviderPreset(created.id, "lobby", presets.body("guest", "lobby")["permissions"])
+    assert client.get_preset(created.id) == created
+    assert "lobby" in {preset.name for preset in client.list_presets()}
+    meeting = client.create_meeting("Standup")
+    added = client.add_participant(meeting.id, custom_participant_id="u", name=None, preset_name="lobby")
+    assert added.preset_name == "lobby"
+    with pytest.raises(ProviderRejected, match="HTTP 409"):
+        client.create_preset(presets.body("guest", "lobby"))  # names identify presets: one each
+    assert [e["status"] for e in api_calls(stand_in, "POST") if e["path"] == "/presets"] == [200, 409]
+
+
+def test_presets_are_listed_page_by_page(client, stand_in):
+    for n in range(60):
+        client.create_preset(presets.body("participant", f"room-{n:02d}"))
+    before = len(api_calls(stand_in))
+    assert len(client.list_presets()) == 63
+    assert [e["query"] for e in api_calls(stand_in)[before:]] == [f"page_no={n}&per_page=50" for n in (1, 2)]
+
+
+def presets_guest(name: str) -> str:
+    return {"dyte": "group_call_guest", "realtimekit": "group-call-guest"}[name]
 
 
 def test_webhooks(client):
@@ -190,6 +265,13 @@ def test_unknown_preset_is_a_rejection_that_names_the_preset_problem(client):
 def test_an_unknown_meeting_is_a_rejection(client):
     with pytest.raises(ProviderRejected, match=r"HTTP 404"):
         client.get_meeting("7f951e37-492b-45dd-8256-7f1660341c17")
+    with pytest.raises(ProviderRejected, match=r"HTTP 404"):
+        client.set_meeting_status("7f951e37-492b-45dd-8256-7f1660341c17", "ACTIVE")
+
+
+def test_deactivating_a_meeting_the_provider_no_longer_has_is_done(client):
+    unknown = "7f951e37-492b-45dd-8256-7f1660341c17"
+    assert client.set_meeting_status(unknown, "INACTIVE") == ProviderMeeting(unknown, "INACTIVE")
 
 
 # Retries and failures
@@ -307,6 +389,9 @@ def test_every_documented_error_shape_reaches_the_log_and_never_a_problem(stand_
         "realtimekit": ProviderClient.for_realtimekit(
             replace(stand_in.realtimekit_credentials(), api_token=WRONG), requests.Session()
         ),
+        "another account": ProviderClient.for_realtimekit(
+            replace(stand_in.realtimekit_credentials(), account_id="another-account"), requests.Session()
+        ),
     }
     meeting = dyte.create_meeting("Standup")
     stand_in.add_fault(method="POST", path="/meetings$", mode="realtimekit", times=1, delay=0.05)
@@ -314,12 +399,14 @@ def test_every_documented_error_shape_reaches_the_log_and_never_a_problem(stand_
     for attempt in (
         lambda: dyte.add_participant(meeting.id, custom_participant_id="u", name=None, preset_name="nope"),
         wrong["dyte"].list_webhooks,  # Dyte's webhook routes answer 401 as a bare {"message"}
-        wrong["realtimekit"].list_webhooks,  # Cloudflare's gateway answers {"errors": [...]}
+        wrong["realtimekit"].list_webhooks,  # so does RealtimeKit, as Cloudflare's subset documents it
+        wrong["another account"].list_webhooks,  # Cloudflare's gateway answers {"errors": [...]}
         lambda: rtk.create_meeting("Standup"),  # Envoy's plain-text 504
     ):
         with pytest.raises((ProviderRejected, ProviderUnavailable)) as caught:
             attempt()
         problems.append(json.dumps(caught.value.body()))
+    assert caplog.text.count("Unauthorized") == 2
     for message in (
         "No preset found with name nope",
         "Unauthorized",
@@ -352,3 +439,62 @@ def test_clients_from_settings_share_one_sized_pool(stand_in, monkeypatch):
     )
     assert set(only_dyte) == {"dyte"}
     assert only_dyte["dyte"]._session.get_adapter("https://api.dyte.io")._pool_maxsize == 16
+
+
+# Cloudflare's own description of RealtimeKit
+
+
+def subset_operations() -> list[tuple[str, re.Pattern[str], dict]]:
+    document = json.loads(SUBSET.read_text())
+    operations = []
+    for key, spec in document["operations"].items():
+        method, template = key.split(" ", 1)
+        path = template.removeprefix("/accounts/{account_id}/realtime/kit/{app_id}")
+        operations.append((method, re.compile(re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), spec))
+    return operations
+
+
+def test_every_realtimekit_request_fits_cloudflares_own_subset(stand_in, fake_time):
+    """Every call the client makes in RealtimeKit mode, checked here against the vendored subset itself."""
+    client = make_client(stand_in, "realtimekit", fake_time)
+    meeting = client.create_meeting("Standup", record_on_start=True)
+    client.get_meeting(meeting.id)
+    added = client.add_participant(meeting.id, custom_participant_id="ada", name="Ada", preset_name=HOST["realtimekit"])
+    client.add_participant(meeting.id, custom_participant_id="bob", name=None, preset_name=GUEST["realtimekit"])
+    client.find_participant(meeting.id, "bob")
+    client.get_participant(meeting.id, added.id)
+    client.set_participant_preset(meeting.id, added.id, GUEST["realtimekit"])
+    client.refresh_token(meeting.id, added.id)
+    stand_in.start_session("realtimekit", meeting.id, custom_participant_ids=["ada", "bob"])
+    client.active_session(meeting.id)
+    client.kick(meeting.id, custom_participant_ids=["ada"])
+    client.kick_all(meeting.id)
+    client.delete_participant(meeting.id, added.id)
+    client.set_meeting_status(meeting.id, "INACTIVE")
+    hook = client.create_webhook("meetings", "https://meetings.example/api/webhooks/dyte", ["meeting.started"])
+    client.list_webhooks()
+    client.update_webhook(hook.id, enabled=False, events=["meeting.ended"])
+    client.create_preset(presets.body("guest", "lobby"))
+    client.get_preset(client.list_presets()[0].id)
+
+    operations = subset_operations()
+    covered, outside = set(), set()
+    for call in api_calls(stand_in):
+        assert call["status"] is not None and call["status"] < 400, call
+        found = next((op for op in operations if op[0] == call["method"] and op[1].match(call["path"])), None)
+        if found is None:
+            outside.add((call["method"], re.sub(r"/[0-9a-f-]{36}", "/{id}", call["path"])))
+            continue
+        method, _, spec = found
+        covered.add(spec["operationId"])
+        if spec["openapi_operation"].get("requestBody"):
+            errors = [e.message for e in Draft202012Validator(spec["request_body_schema"]).iter_errors(call["body"])]
+            assert not errors, f"{method} {call['path']}: {errors}"
+        else:
+            assert call["body"] is None, f"{method} {call['path']} takes no body"
+        query = {name: float(value) for name, value in parse_qsl(call["query"])}
+        errors = [e.message for e in Draft202012Validator(spec.get("query_schema", {})).iter_errors(query)]
+        assert not errors, f"{method} {call['path']}?{call['query']}: {errors}"
+    assert covered == {spec["operationId"] for _, _, spec in operations}  # every operation the subset describes
+    # The subset describes neither presets nor recordings: those are held to Dyte's document by the gate.
+    assert outside == {("GET", "/presets"), ("POST", "/presets"), ("GET", "/presets/{id}")}

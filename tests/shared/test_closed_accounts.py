@@ -1,9 +1,11 @@
 """The closed-account gate: a tombstone refuses the caller on every instance by the time close returns."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from shared import problems
-from shared.accounts import MAX_SNAPSHOT_AGE, ClosedAccounts
+from shared import problems, schema, times
+from shared.closed_accounts import MAX_SNAPSHOT_AGE, ClosedAccounts
 from shared.storage import Storage
 from tests import support
 
@@ -23,10 +25,10 @@ class Clock:
 
 @pytest.fixture
 def instances(storage, prefix):
-    def instance():
+    def instance(now=times.now):
         settings = support.load(AzureWebJobsStorage=storage.connection_string, TABLE_PREFIX=prefix)
         clock = Clock()
-        return ClosedAccounts(Storage(settings), clock=clock, sleep=clock.sleep, background=False), clock
+        return ClosedAccounts(Storage(settings), clock=clock, sleep=clock.sleep, now=now, background=False), clock
 
     return instance
 
@@ -46,6 +48,15 @@ def test_close_refuses_on_every_instance_once_it_returns(instances):
     first.close("alice")  # closing twice is harmless
     with pytest.raises(problems.Forbidden):
         first.check("alice")
+
+
+def test_committed_reads_storage_where_a_fresh_snapshot_predates_the_close(instances):
+    (gate, _), (other, _) = instances(), instances()
+    other.check("erin")  # a fresh snapshot, from before the close
+    gate.close("erin")
+    assert not other.is_closed("erin")  # still young enough to answer from
+    assert other.committed("erin")
+    assert not other.committed("frank")
 
 
 def test_a_fresh_snapshot_costs_no_request(instances, storage):
@@ -73,10 +84,24 @@ def test_no_snapshot_and_no_storage_is_503(storage, prefix):
     settings = support.load(AzureWebJobsStorage=storage.connection_string, TABLE_PREFIX=prefix)
     clock = Clock()
     gate = ClosedAccounts(Storage(settings), clock=clock, sleep=clock.sleep, background=False)
-    storage.tables.fail("GET", "ClosedAccounts", status=503, times=10)
+    storage.tables.fail("GET", schema.CLOSED_ACCOUNTS, status=503, times=10)
     storage.tables.fail("POST", "Tables", status=503, times=10)
     try:
         with pytest.raises(problems.Unavailable):
             gate.check("dave")
     finally:
         storage.tables.clear_faults()
+
+
+def test_an_instance_that_could_not_refresh_for_a_while_still_learns_of_every_closure(instances):
+    wall = {"now": datetime(2026, 12, 7, 10, 50, tzinfo=UTC)}
+    behind, behind_clock = instances(now=lambda: wall["now"])
+    closing, _ = instances(now=lambda: wall["now"])
+    behind.check("alice")  # a snapshot at 10:50
+    wall["now"] = datetime(2026, 12, 7, 10, 55, tzinfo=UTC)
+    closing.close("alice")  # a tombstone in the partition of 10:00
+    # Storage was out of this instance's reach until 11:06 (its refreshes failed); now it is back.
+    wall["now"] = datetime(2026, 12, 7, 11, 6, tzinfo=UTC)
+    behind_clock.now += timedelta(minutes=16).total_seconds()
+    with pytest.raises(problems.Forbidden):
+        behind.check("alice")
