@@ -237,7 +237,8 @@ class ProviderStandIn:
 
     def snapshot(self, mode: str) -> dict[str, dict[str, Any]]:
         """The mode's meetings as the provider holds them: status, participants (id, custom id, preset) and
-        the participant ids in the live session (None when nothing is live). For checks against our tables."""
+        the live session's peers, as participant id -> the preset they entered with (None when nothing is
+        live). For checks against our tables."""
         with self._lock:
             return {
                 meeting.id: {
@@ -246,7 +247,9 @@ class ProviderStandIn:
                         {"id": p.id, "custom_participant_id": p.custom_participant_id, "preset_name": p.preset_name}
                         for p in meeting.participants.values()
                     ],
-                    "live": None if meeting.session is None else sorted(meeting.session.live),
+                    "live": None
+                    if meeting.session is None
+                    else {pid: peer.preset_name for pid, peer in sorted(meeting.session.live.items())},
                 }
                 for meeting in self._tenant(mode).meetings.values()
             }

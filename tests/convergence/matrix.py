@@ -24,6 +24,7 @@ import functools
 import logging
 import multiprocessing
 import os
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -166,7 +167,10 @@ def _run_in_worker(spec: tuple[str, Step, str]) -> tuple[str, list[str]]:
     cell = Cell(next(operation for operation in OPERATIONS if operation.name == name), step, kind)
     assert _worker_rig is not None
     for _ in range(3):
-        problems = run(_worker_rig, cell)
+        try:
+            problems = run(_worker_rig, cell)
+        except Exception:  # the cell's own code failed (a scene, a check): that cell fails, not every cell
+            problems = [f"the cell raised:\n{traceback.format_exc()}"]
         # A fault aimed at a step a run did not take (a provider call timed out on a slow machine, say, and
         # the run went another way) tested nothing: run the cell again.
         if not any(NOT_REACHED in problem for problem in problems):

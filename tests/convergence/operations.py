@@ -159,7 +159,7 @@ def _token_works(world: World, answer: Answer | None, preset: str) -> list[str]:
     claims = jwt.decode(answer.body["authToken"], options={"verify_signature": False})
     expected = world.settings.presets_for("dyte")[preset]
     with world.rig.provider._lock:  # the preset ids are the stand-in's
-        preset_ids = world.rig.provider._tenants["dyte"].preset_ids
+        preset_ids = {name: preset.id for name, preset in world.rig.provider._tenants["dyte"].presets.items()}
     if claims.get("presetId") != preset_ids.get(expected):
         problems.append(f"the token's preset is not {expected}")
     return problems

@@ -26,7 +26,7 @@ from dev.harness import CLIENT_ID, App, Storage, start_app
 from shared import schema, times
 from tests.convergence import matrix
 from tests.convergence.invariants import Person
-from tests.convergence.world import GUEST_PRESET, PRESETS, SENDER, World
+from tests.convergence.world import PRESETS, SENDER, World
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,6 @@ def stage(convergence_rig, issuer):
     world = World(convergence_rig)
     storage = Storage(convergence_rig.azurite, convergence_rig.tables, convergence_rig.queues)
     settings = {
-        "PRESET_GUEST": GUEST_PRESET,
         **PRESETS,
         **convergence_rig.graph.settings(SENDER),
         "REQUESTS_CA_BUNDLE": convergence_rig.graph.ca_path,

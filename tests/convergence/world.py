@@ -63,9 +63,11 @@ log = logging.getLogger(__name__)
 
 SENDER = "noreply@contoso.test"
 APP_URL = "https://app.contoso.test"
-PRESETS = {"PRESET_HOST": "group_call_host", "PRESET_PARTICIPANT": "group_call_participant"}
-# The stand-in knows no `group_call_guest`: guests get a preset of their own that it knows.
-GUEST_PRESET = "webinar_viewer"
+PRESETS = {
+    "PRESET_HOST": "group_call_host",
+    "PRESET_PARTICIPANT": "group_call_participant",
+    "PRESET_GUEST": "group_call_guest",
+}
 TABLES = (
     schema.MEETINGS,
     schema.INVITATIONS,
@@ -235,10 +237,10 @@ class InstanceStorage(Storage):
             def from_connection_string(cls, conn_str: str, **options: Any) -> Any:
                 options["transport"] = KillableTransport(gate)
                 if "retry_policy" in options:
-                    from azure.storage.queue import LinearRetry
-
+                    # The queue's and the blob's own policy class, as Storage._build chose it.
+                    retry = type(options["retry_policy"])
                     total = options["retry_policy"].total_retries
-                    options["retry_policy"] = LinearRetry(backoff=0.01, random_jitter_range=0, retry_total=total)
+                    options["retry_policy"] = retry(backoff=0.01, random_jitter_range=0, retry_total=total)
                 else:
                     options["retry_backoff_factor"] = 0.01
                 return service_class.from_connection_string(conn_str, **options)
@@ -313,13 +315,15 @@ class World:
             "DYTE_API_BASE_URL": rig.provider.dyte_base_url,
             "WEBHOOK_PUBLIC_KEY_URL": f"{rig.provider.url}/.well-known/webhooks.json",
             "APP_BASE_URL": APP_URL,
-            "PRESET_GUEST": GUEST_PRESET,
             **PRESETS,
         }
         self.settings = support.load(**values, **rig.graph.settings(SENDER))
         self.quiet_settings = support.load(**values)  # the same deployment with email off
         self.people: dict[str, Person] = {}
         rig.provider.reset()
+        # A provider that keeps a live peer through a preset change (until kicked) is the stricter one for us:
+        # only the follow-up's kicks (`k|` markers) give the peer its new rights.
+        rig.provider.set_switches(preset_change_drops_peer=False)
         rig.graph.reset()
         self.ctx = self.instance()
 

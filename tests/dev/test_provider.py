@@ -932,13 +932,20 @@ def test_snapshot_signed_headers_and_clearing_faults(stand_in, http):
     assert snapshot == {
         "status": "ACTIVE",
         "participants": [{"id": added["id"], "custom_participant_id": "ada", "preset_name": HOST_PRESET["dyte"]}],
-        "live": [added["id"]],
+        "live": {added["id"]: HOST_PRESET["dyte"]},
     }
     assert session_id and stand_in.snapshot("realtimekit") == {}
     body = json.dumps(meeting_started(meeting_id, session_id)).encode()
     headers = stand_in.signed_headers("dyte", body)
     key = serialization.load_pem_public_key(stand_in.public_key_pem("dyte").encode())
     key.verify(base64.b64decode(headers["dyte-signature"]), body, padding.PKCS1v15(), hashes.SHA256())
+    # A provider that keeps a peer through a preset change: the peer keeps the rights it entered with.
+    stand_in.set_switches(preset_change_drops_peer=False)
+    changed = dyte.call("PATCH", f"/meetings/{meeting_id}/participants/{added['id']}", {"preset_name": GUEST["dyte"]})
+    assert changed.status_code == 200
+    snapshot = stand_in.snapshot("dyte")[meeting_id]
+    assert snapshot["participants"][0]["preset_name"] == GUEST["dyte"]
+    assert snapshot["live"] == {added["id"]: HOST_PRESET["dyte"]}
     stand_in.add_fault(method="GET", status=500)
     stand_in.clear_faults()
     assert dyte.call("GET", f"/meetings/{meeting_id}").status_code == 200
