@@ -14,8 +14,10 @@ and not imported from `shared/access.py`, so that the checker is not the code ch
 - the owner, as owner;
 - an invitee, with their strongest pending or accepted invite (host over participant); an invite counts for a
   person when it is addressed to one of their addresses and not bound to someone else, or bound to them;
-- nobody who declined or was revoked and has no such invite (an explicit revocation wins over the access);
-- a guest, in a meeting whose access is `organization`, when none of the above applies;
+- nobody revoked who has no such invite (an explicit revocation wins over the access);
+- a guest, in a meeting whose access is `organization`, when none of the above applies: a declined invite is
+  no invite, and keeps no place of its own, but keeps nobody out either (only a revocation does);
+- nobody else (a declined invitee of a meeting open to invitees only, say);
 - each with the preset of that role: owner and host the host preset, participant the participant preset,
   guest the guest preset (the deployment's settings name them).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,7 +37,7 @@ from shared.auth import public_id
 
 # Not copied fields: the keys, the owner-index row's own key, and the invite counter (kept on the meeting row
 # for the 500-invite cap; the index rows carry a copy no list ever shows, refreshed only when a row is rewritten).
-_SYSTEM = {"PartitionKey", "RowKey", "Timestamp", "indexKey", "inviteCount"}
+_SYSTEM = {"PartitionKey", "RowKey", "Timestamp", "indexKey", "inviteCount", "commitId"}
 ROLE_PRESET = {"owner": "host", "host": "host", "participant": "participant", "guest": "guest"}
 
 
@@ -96,10 +99,10 @@ def place(person: Person, meeting: Mapping[str, Any], invites: Iterable[Mapping[
     statuses = {invite["status"] for invite in theirs}
     if "revoked" in statuses:
         return Place(None, "revoked")
-    if "declined" in statuses:
-        return Place(None, "declined")
     if meeting.get("access") == "organization":
         return Place("guest", "guest")
+    if "declined" in statuses:
+        return Place(None, "declined")
     return Place(None, "not invited, and access is invited only")
 
 
@@ -123,6 +126,7 @@ def divergences(
     meetings: dict[str, Mapping[str, Any]] = {}
     invites: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     owner_index: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    summaries: dict[str, Mapping[str, Any]] = {}  # the webhooks' summary of each meeting (its status)
     for row in meetings_rows:
         key = row["RowKey"]
         parts = key.split("|")
@@ -136,6 +140,8 @@ def divergences(
             found.append(f"outbox record {key} was never expanded into messages")
         elif parts[0] == "s":
             owner_index[row.get("id", "")].append(row)
+        elif parts[0] == "m" and parts[2:] == ["w", "a"]:
+            summaries[parts[1]] = row
     closed = {row["RowKey"] for row in tables.get("ClosedAccounts", [])}
     by_custom = {}
     for meeting_id in meetings:
@@ -162,9 +168,9 @@ def divergences(
         if held["status"] != "ACTIVE":
             found.append(f"{title} is not cancelled but INACTIVE at the provider (nobody can join it)")
         seen: dict[str, list[str]] = defaultdict(list)
-        participant_ids = set()
+        presets_now = {}
         for participant in held["participants"]:
-            participant_ids.add(participant["id"])
+            presets_now[participant["id"]] = participant["preset_name"]
             custom = participant["custom_participant_id"]
             seen[custom].append(participant["id"])
             owner = by_custom.get(custom)
@@ -188,13 +194,33 @@ def divergences(
             if len(ids) > 1:
                 who = by_custom[custom][1].label if custom in by_custom else custom
                 found.append(f"{title}: {len(ids)} provider participants for {who}")
-        for live in held["live"] or []:
-            if live not in participant_ids:
-                found.append(f"{title}: a live peer's participant {live} was deleted without being kicked")
+        # (The stand-in drops a live peer when its participant is deleted, as the providers do; a preset change
+        # reaches a live peer only when it is kicked and rejoins: the `k|` kicks the follow-up owes.)
+        for live, entered_with in (held["live"] or {}).items():
+            if live in presets_now and presets_now[live] != entered_with:
+                custom = next(p["custom_participant_id"] for p in held["participants"] if p["id"] == live)
+                who = by_custom[custom][1].label if custom in by_custom else custom
+                found.append(
+                    f"{title}: {who}'s live peer still has the rights of {entered_with!r} "
+                    f"(its preset is {presets_now[live]!r} now): a preset change not followed by a kick"
+                )
     for mode, held_meetings in provider.items():
         for pmid, held in held_meetings.items():
             if (mode, pmid) not in named and held["status"] == "ACTIVE":
                 found.append(f"provider meeting {pmid} ({mode}) is ACTIVE but no meeting of ours names it")
+
+    # The meeting's status, as its webhooks' summary says it (data-model.md: live while a session is open, else
+    # ended once one was seen); the follow-up copies it onto the meeting row and owes nothing after.
+    for meeting_id, summary in summaries.items():
+        meeting = meetings.get(meeting_id)
+        if meeting is None:
+            found.append(f"webhook summary of meeting {meeting_id}, which does not exist")
+            continue
+        wanted = ("live" if json.loads(summary.get("open") or "[]") else "ended") if summary.get("seen") else ""
+        if meeting.get("activity", "") != wanted:
+            found.append(f"meeting {meeting_id}: activity {meeting.get('activity', '')!r}, its webhooks say {wanted!r}")
+        if summary.get("owesSince"):
+            found.append(f"meeting {meeting_id}: its webhook summary still owes the follow-up")
 
     # The owner index.
     for meeting_id, meeting in meetings.items():
