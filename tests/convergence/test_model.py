@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from dev.provider import meeting_ended, meeting_started, participant_joined, participant_left
-from shared import schema
 from tests.convergence.faults import LATE_BY, QUEUE_BUSY, Countdown
 from tests.convergence.world import Answer, World, rig
 
@@ -319,28 +318,9 @@ def known_defect(line: str, world: World, late_answers: bool) -> str | None:
         return "D8"  # a join retried while its timed-out add was still landing
     if re.fullmatch(r"provider meeting \S+ \(dyte\) is ACTIVE but no meeting of ours names it", line):
         return "D4"  # a create died after the provider made its meeting
-    if re.fullmatch(r"meeting \S+, invite \S+ \(accepted\): invitee-index row disagrees on status, boundTo", line):
-        return "D2"  # a first join died between its claim and the index's binding
-    marker = re.fullmatch(r"follow-up marker m\|(\S+)\|f\|x is still there after convergence", line)
-    stale = re.fullmatch(
-        r"meeting (\S+), invite \S+ \(\w+\): invitee-index row disagrees on (activity|endedAt|, )+", line
-    )
-    if (marker or stale) and not any(
-        row["RowKey"] == f"f|{(marker or stale).group(1)}" for row in world.rows(schema.PENDING)
-    ):
-        return "D5"  # a status change from webhooks lost its follow-up
-    declined = re.fullmatch(r"meeting (\S+): \S+ has a provider participant but may not join now \(declined\)", line)
-    if declined and world.meeting_row(declined.group(1)).get("access") == "organization":
-        return "D7"
     closed = re.fullmatch(r"closed account (\S+)'s name or address is still stored or shown: (.*)", line)
     if closed:
-        owner = world.people[closed.group(1)].user_id
         places = closed.group(2).split("; ")  # all of them: a line that leaves some out is not recognised
-        own = re.compile(
-            rf"(Meetings m\|{re.escape(owner)}\S*\|w\|.*|WebhookDeliveries d\|.*|.*sessions of {re.escape(owner)}\S*)"
-        )
-        if all(own.fullmatch(place) for place in places):
-            return "D6"  # an owner's attendance in their own meetings
         invite = re.compile(r"Meetings m\|\S+\|i\|\S+ \(email\)|the owner's view: invites of \S+")
         if all(invite.fullmatch(place) for place in places):
             return "D9"  # an invite whose index row was late when the account closed
