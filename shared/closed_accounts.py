@@ -11,12 +11,12 @@ caller sees the 204, every instance already refuses them, without a storage requ
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError
 
@@ -73,10 +73,21 @@ class ClosedAccounts:
     def close(self, user_id: str) -> float:
         """Commit the tombstone; the commit's time on this instance's clock."""
         now = self._now()
-        with contextlib.suppress(ResourceExistsError):
-            self._storage.table(schema.CLOSED_ACCOUNTS).create_entity(
-                {"PartitionKey": schema.closed_partition(hour_of(now)), "RowKey": user_id, "closedAt": times.stamp(now)}
-            )
+        tombstone = {
+            "PartitionKey": schema.closed_partition(hour_of(now)),
+            "RowKey": user_id,
+            "closedAt": times.stamp(now),
+        }
+        table = self._storage.table(schema.CLOSED_ACCOUNTS)
+        try:
+            table.create_entity(tombstone)
+        except ResourceExistsError:
+            pass  # closed already, or our own insert resent after its answer was lost
+        except AzureError:
+            # The answer may be lost after the insert committed (the SDK does not resend a POST whose connection
+            # broke): read it back, as a batch does, so that a closing that committed is never answered 503.
+            if not _stored(table, tombstone):
+                raise
         committed = self._clock()
         with self._lock:
             self._closed.add(user_id)
@@ -134,3 +145,12 @@ class ClosedAccounts:
             except Exception as error:  # keep refreshing; requests fall back to a refresh of their own
                 log.warning("closed accounts: background refresh failed: %s", type(error).__name__)
             self._sleep(REFRESH_SECONDS)
+
+
+def _stored(table: Any, tombstone: dict[str, str]) -> bool:
+    """Whether this very tombstone is in the table (its `closedAt` is this closing's own stamp)."""
+    try:
+        row = table.get_entity(tombstone["PartitionKey"], tombstone["RowKey"])
+    except AzureError:
+        return False
+    return row.get("closedAt") == tombstone["closedAt"]
