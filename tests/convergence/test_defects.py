@@ -49,11 +49,13 @@ def test_an_invitee_who_declines_an_organization_meeting_keeps_only_a_guests_pla
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "D8: a join retried while the provider is still applying the add that timed out (the first request lands "
-        "after the client gave up) adds a second provider participant for the same person, and nothing removes "
-        "it: the retry's takeover looks the participant up before the first add landed (shared/joins.py _claim, "
-        "_add: find_participant), and no follow-up is marked for the user, so the reconciler never lists their "
-        "participants again; a later revocation deletes only the participant our row names"
+        "D8, not fixed: a join retried while the provider is still applying the add that timed out (it lands "
+        "after the client gave up) adds a second provider participant for the same person, and nothing removes it: "
+        "the retry's look-up of the uncertain claim runs before the first add landed (shared/joins.py _provide), "
+        "and no follow-up is marked for the user, so nothing lists their participants again (a later revocation "
+        "deletes only the participant our row names). Only a look-up made after any late add must have landed "
+        "can find it: a follow-up for the user delayed past the provider's longest answer, which followups.mark "
+        "cannot express (it runs inline at once and the sweep at its next backoff): a new kind of pending work"
     ),
 )
 def test_a_join_retried_while_a_timed_out_add_is_still_landing_leaves_one_participant(world: World) -> None:
@@ -70,10 +72,13 @@ def test_a_join_retried_while_a_timed_out_add_is_still_landing_leaves_one_partic
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "D9: closing an account finds the invites addressed to it only through the invitee index, which is "
-        "derived and written after the invite commits (the follow-up); an invite whose index row is not written "
-        "yet (its follow-up failed or its instance died, and is retried later) survives the closing with the "
-        "closed account's address, and the owner's invite list keeps showing it (shared/accounts.py _invites)"
+        "D9, not fixed: closing an account finds the invites addressed to it only through the invitee index, "
+        "which is derived and written after the invite commits (the follow-up); an invite whose index row is not "
+        "written yet (its follow-up failed or its instance died, and is retried later) survives the closing with "
+        "the closed account's address, and the owner's invite list keeps showing it (shared/accounts.py "
+        "_invites). An invite row lives in its owner's partition, so nothing short of a scan finds it by address; "
+        "the fix is for the follow-up that writes the index row to learn that its address was closed before the "
+        "invite was made, i.e. closings recorded by address hash: a design change of ClosedAccounts"
     ),
 )
 def test_closing_an_account_erases_an_invite_whose_index_row_was_late(world: World) -> None:

@@ -318,6 +318,8 @@ def known_defect(line: str, world: World, late_answers: bool) -> str | None:
         return "D8"  # a join retried while its timed-out add was still landing
     if re.fullmatch(r"provider meeting \S+ \(dyte\) is ACTIVE but no meeting of ours names it", line):
         return "D4"  # a create died after the provider made its meeting
+    if re.fullmatch(r"meeting \S+, invite \S+ \(accepted\): invitee-index row disagrees on status, boundTo", line):
+        return "D2"  # a first join died between its final write and the index's binding
     closed = re.fullmatch(r"closed account (\S+)'s name or address is still stored or shown: (.*)", line)
     if closed:
         places = closed.group(2).split("; ")  # all of them: a line that leaves some out is not recognised
