@@ -19,6 +19,12 @@ def world(convergence_rig: Rig):
     made.cleanup()
 
 
+def pytest_sessionfinish(session) -> None:
+    from tests.convergence import matrix
+
+    matrix.shutdown()  # before the rig's Azurite stops (at exit)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     from tests.convergence import matrix
 

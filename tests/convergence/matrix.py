@@ -59,7 +59,7 @@ def discover(rig: Rig, operation: Operation) -> list[Step]:
     """The steps of a clean run of the operation, as they reached the servers."""
     world = World(rig)
     try:
-        scene = operation.setup(world, world.instance(mail=False))
+        scene = operation.setup(world, world.instance(mail=False, direct=True))
         ctx = world.instance(warm=True)
         steps = rig.injector.record(world.prefix)
         try:
@@ -82,8 +82,8 @@ def cells(rig: Rig) -> tuple[tuple[Cell, ...], dict[str, int]]:
     """Every cell, and the number of steps of each operation."""
     found: list[Cell] = []
     steps_of: dict[str, int] = {}
-    for operation in OPERATIONS:
-        steps = discover(rig, operation)
+    discovered = pool(rig).map(_discover_in_worker, [operation.name for operation in OPERATIONS])
+    for operation, steps in zip(OPERATIONS, discovered, strict=True):
         steps_of[operation.name] = len(steps)
         previous = None
         for step in steps:
@@ -111,7 +111,7 @@ def run(rig: Rig, cell: Cell) -> list[str]:
     operation = cell.operation
     world = World(rig)
     try:
-        scene = operation.setup(world, world.instance(mail=False))
+        scene = operation.setup(world, world.instance(mail=False, direct=True))
         gate = Gate()
         ctx = world.instance(gate, warm=True)
         aim = rig.injector.aim(world.prefix, cell.step, cell.kind, kill=gate.trip)
@@ -162,9 +162,18 @@ def _start_worker(azurite_ports: tuple[int, int, int]) -> None:
     _worker_rig = Rig.start(azurite_ports)
 
 
+def _operation(name: str) -> Operation:
+    return next(operation for operation in OPERATIONS if operation.name == name)
+
+
+def _discover_in_worker(name: str) -> list[Step]:
+    assert _worker_rig is not None
+    return discover(_worker_rig, _operation(name))
+
+
 def _run_in_worker(spec: tuple[str, Step, str]) -> tuple[str, list[str]]:
     name, step, kind = spec
-    cell = Cell(next(operation for operation in OPERATIONS if operation.name == name), step, kind)
+    cell = Cell(_operation(name), step, kind)
     assert _worker_rig is not None
     for _ in range(3):
         try:
@@ -179,12 +188,31 @@ def _run_in_worker(spec: tuple[str, Step, str]) -> tuple[str, list[str]]:
 
 
 def workers() -> int:
-    return int(os.environ.get("CONVERGENCE_WORKERS") or os.cpu_count() or 1)
+    # One more than the cores: a cell also waits (a late provider answer, Azurite), and another fills the gap.
+    return int(os.environ.get("CONVERGENCE_WORKERS") or (os.cpu_count() or 1) + 1)
+
+
+_pool: ProcessPoolExecutor | None = None
+
+
+def pool(rig: Rig) -> ProcessPoolExecutor:
+    """The worker processes, started once: they discover the steps (when the tests are collected), then run
+    the cells."""
+    global _pool
+    if _pool is None:
+        context = multiprocessing.get_context("spawn")
+        _pool = ProcessPoolExecutor(workers(), context, initializer=_start_worker, initargs=(rig.azurite_ports,))
+    return _pool
+
+
+def shutdown() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
 
 
 def run_all(rig: Rig, selected: list[Cell]) -> dict[str, list[str]]:
     """Each cell's problems, the cells shared out among worker processes."""
     specs = [(cell.operation.name, cell.step, cell.kind) for cell in selected]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers(), context, initializer=_start_worker, initargs=(rig.azurite_ports,)) as pool:
-        return dict(pool.map(_run_in_worker, specs))
+    return dict(pool(rig).map(_run_in_worker, specs))

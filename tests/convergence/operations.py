@@ -167,7 +167,7 @@ def _token_works(world: World, answer: Answer | None, preset: str) -> list[str]:
 
 def _replays(world: World, scene: Scene, answer: Answer | None) -> list[str]:
     """The client repeats its create with the same Idempotency-Key: one meeting, the first answer's if it had one."""
-    again = world.create(world.instance(), scene.olga, scene.extra["body"], scene.extra["key"])
+    again = world.create(world.instance(direct=True), scene.olga, scene.extra["body"], scene.extra["key"])
     found = []
     if again.status != 201:
         found.append(f"repeating the create with its Idempotency-Key answered {again}")
@@ -186,7 +186,7 @@ def _live(world: World, scene: Scene, answer: Answer | None) -> list[str]:
 
 
 def _refused(world: World, scene: Scene, answer: Answer | None) -> list[str]:
-    if _closed(world, scene.ann) and not world.instance().closed.is_closed(scene.ann.user_id):
+    if _closed(world, scene.ann) and not world.instance(direct=True).closed.is_closed(scene.ann.user_id):
         return ["a closed account is not refused"]
     return []
 
@@ -275,7 +275,7 @@ def _webhook_setup(world: World, ctx: Instance) -> Scene:
 def _redelivered(world: World, scene: Scene, answer: Answer | None) -> list[str]:
     """The provider retries a delivery that was not answered 2xx (it is the same body)."""
     if answer is None or not answer.ok:
-        again = world.webhook(world.instance(), scene.extra["event"])
+        again = world.webhook(world.instance(direct=True), scene.extra["event"])
         if again.status != 200:
             return [f"the provider's retry of the delivery was answered {again}"]
         world.converge()

@@ -34,7 +34,7 @@ from tests.convergence.world import PRESETS, SENDER, World
 @pytest.fixture(scope="module")
 def stage(convergence_rig, issuer):
     """One app process (restarted after each kill) on one world of the rig."""
-    matrix.cells(convergence_rig)  # the steps first: discovering them resets the provider stand-in
+    matrix.cells(convergence_rig)  # the steps first (the kills aim at the matrix's own)
     world = World(convergence_rig)
     storage = Storage(convergence_rig.azurite, convergence_rig.tables, convergence_rig.queues)
     settings = {

@@ -319,6 +319,15 @@ class World:
         }
         self.settings = support.load(**values, **rig.graph.settings(SENDER))
         self.quiet_settings = support.load(**values)  # the same deployment with email off
+        # The same deployment straight to Azurite, past the proxies: for what needs no fault and no count (a
+        # scene's history, the background work once the faults cleared), at about half the cost per request.
+        direct = {**values, "AzureWebJobsStorage": rig.direct_connection_string}
+        self._settings = {  # (direct, mail) -> the settings
+            (False, True): self.settings,
+            (False, False): self.quiet_settings,
+            (True, True): support.load(**direct, **rig.graph.settings(SENDER)),
+            (True, False): support.load(**direct),
+        }
         self.people: dict[str, Person] = {}
         rig.provider.reset()
         # A provider that keeps a live peer through a preset change (until kicked) is the stricter one for us:
@@ -357,11 +366,14 @@ class World:
 
     # Instances
 
-    def instance(self, gate: Gate | None = None, warm: bool = False, mail: bool = True) -> Instance:
+    def instance(
+        self, gate: Gate | None = None, warm: bool = False, mail: bool = True, direct: bool = False
+    ) -> Instance:
         """An app instance as `function_app.py` builds one; `gate` can kill it. `mail=False`: the deployment
-        with email off (a scene's history needs no emails of its own; the operation under test has them)."""
+        with email off (a scene's history needs no emails of its own; the operation under test has them).
+        `direct`: its storage requests bypass the proxies, so no fault reaches them and no step counts them."""
         gate = gate or Gate()
-        settings = self.settings if mail else self.quiet_settings
+        settings = self._settings[direct, mail]
         store = InstanceStorage(settings, gate)
         clock = _VirtualTime()
         client = ProviderClient.for_dyte(
@@ -475,7 +487,7 @@ class World:
         retries of work that has a pending entry: the sweep puts that work back at once, since it is due.)
         The webhook sweep reads 16 shards: it runs only while some delivery is unsettled.
         """
-        ctx = self.instance()
+        ctx = self.instance(direct=True)
         for done in range(1, rounds + 1):
             self.drain(ctx)
             self.clock.now += ROUND
@@ -500,7 +512,7 @@ class World:
 
     def owner_views(self, tables: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:
         """What each meeting's owner is shown: the meeting, its invites, its sessions."""
-        ctx = self.instance()
+        ctx = self.instance(direct=True)
         by_id = {person.user_id: person for person in self.people.values()}
         shown = []
         for row in tables.get(schema.MEETINGS, []):
