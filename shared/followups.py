@@ -388,12 +388,13 @@ def _provider(ctx: Context, meeting: Meeting, rows: Rows, inline: bool, updates:
             live.append(client.active_session(meeting.provider_meeting_id) is not None)
         return live[0]
 
+    now = ctx.clock()
     listing: list[ProviderParticipant] | None = None
     standings: list[tuple[Participant, Role | None, list[ProviderParticipant]]] = []
     for participant in checks:
         role = standing(ctx, meeting, rows, participant)
         found: list[ProviderParticipant]
-        if participant.participant_id and not participant.uncertain:
+        if participant.participant_id and not participant.uncertain and not participant.duplicates_may_land(now):
             one = client.get_participant(meeting.provider_meeting_id, participant.participant_id)
             found = [one] if one is not None else []
         else:
@@ -411,9 +412,9 @@ def _provider(ctx: Context, meeting: Meeting, rows: Rows, inline: bool, updates:
     for participant, role, found in standings:
         owed = participant.user_id in rows.kick_marks or participant.user_id in changing
         _settle_participant(ctx, meeting, participant, role, found, client, is_live, owed, updates)
-        if role is None and participant.adding(ctx.clock()):
+        if (role is None and participant.adding(now)) or participant.duplicates_may_land(now):
             # A join is adding them, or gave up on an add the provider may still apply: what it adds must go
-            # too, and no one else would look (they may not join again to adopt it).
+            # too (they may not join again to adopt it, or it would be their second participant).
             rows.waiting[participant.user_id] = participant.claim_until
 
 

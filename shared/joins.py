@@ -303,7 +303,9 @@ def _remember(
         token_at=now,
         preset=preset,
         role=visible.role.value,
-        claim_until=None,
+        # Over an uncertain claim the lease stays (a rejoin keeps it): the add given up on may still land beside
+        # this one until it ends.
+        claim_until=row.claim_until if row.uncertain or row.participant_id else None,
         uncertain=False,
         invite_ids=tuple(meetings.candidate_invite_ids(caller)),
     )
@@ -314,6 +316,9 @@ def _remember(
     bound = _bound(visible, caller, now)
     if bound is not None:
         batch.update(bound.row(), visible.invite.etag)
+    if row.uncertain:
+        # The follow-up lists the provider once that add can no longer land, and removes a second participant.
+        followups.mark(ctx, batch, visible.meeting, users=[caller.id], inline=False)
     try:
         batch.commit()
     except Stale:

@@ -302,6 +302,11 @@ class Participant:
         join gave up on an answer (the provider may apply a request after our client stopped waiting)."""
         return not self.participant_id and not self.claim_expired(now)
 
+    def duplicates_may_land(self, now: datetime) -> bool:
+        """Whether an earlier add may still land beside this participant: one added or adopted over an uncertain
+        claim keeps that claim's lease, which covers the add that was given up on."""
+        return bool(self.participant_id) and not self.claim_expired(now)
+
     def replace(self, **changes: Any) -> Participant:
         return dataclasses.replace(self, **changes)
 

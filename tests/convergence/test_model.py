@@ -65,7 +65,6 @@ class Meetings(RuleBasedStateMachine):
         self.closed: set[str] = set()
         self.failing = False  # some fault is active (or an instance crash is due)
         self.late = False  # a provider fault answers late (its request may take effect after the answer)
-        self.late_used = False  # one did, in this example
         self.crash_after: int | None = None
         self.sessions = itertools.count(1)
         self.live: dict[str, str] = {}  # meeting id -> its session id, per the webhooks sent
@@ -257,7 +256,6 @@ class Meetings(RuleBasedStateMachine):
         self.world.rig.provider.add_fault(method=method, path=path, **how)
         self.failing = True
         self.late = self.late or "delay" in how
-        self.late_used = self.late_used or self.late
 
     @rule(fault=st.sampled_from(STORAGE_FAULTS), times=st.integers(1, 4))
     def storage_fault(self, fault, times):
@@ -295,7 +293,7 @@ class Meetings(RuleBasedStateMachine):
         self.world.converge()
         divergences = []
         for line in self.world.divergences():
-            defect = known_defect(line, self.world, self.late_used)
+            defect = known_defect(line, self.world)
             if defect:
                 STATISTICS[f"known divergence {defect}"] += 1
             else:
@@ -310,12 +308,10 @@ class Meetings(RuleBasedStateMachine):
         return next(person for person in self.people if person.user_id == owner)
 
 
-def known_defect(line: str, world: World, late_answers: bool) -> str | None:
+def known_defect(line: str, world: World) -> str | None:
     """The known defect (see test_matrix.KNOWN_DEFECTS, test_defects) a divergence is the mark of, if any: those
     are reported by their own strict-xfail tests, and here they must not hide anything else. Each is recognised
     as narrowly as its mark allows."""
-    if late_answers and re.fullmatch(r"meeting \S+: 2 provider participants for \S+", line):
-        return "D8"  # a join retried while its timed-out add was still landing
     if re.fullmatch(r"provider meeting \S+ \(dyte\) is ACTIVE but no meeting of ours names it", line):
         return "D4"  # a create died after the provider made its meeting
     if re.fullmatch(r"meeting \S+, invite \S+ \(accepted\): invitee-index row disagrees on status, boundTo", line):
