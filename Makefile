@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format bench bench-scale setup clean web-check
+.PHONY: run test test-model lint format bench bench-scale setup clean web-check
 
 setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed web/node_modules/.installed \
 	$(VENV)/.browser-installed /usr/bin/chromium
@@ -52,6 +52,12 @@ format: $(VENV)/.installed
 
 test: setup lint web-check
 	$(PY) -m pytest
+
+# The model-based convergence test, long (README "Convergence under failure"); failures are shrunk.
+MODEL_MINUTES ?= 10
+test-model: setup
+	MODEL_MINUTES=$(MODEL_MINUTES) MODEL_EXAMPLES=$${MODEL_EXAMPLES:-20} MODEL_STEPS=$${MODEL_STEPS:-50} \
+		$(PY) -m pytest tests/convergence/test_model.py -p no:cacheprovider -s
 
 # The SPA (web/, see web/README.md): its own pinned npm packages, Vitest, the type check and the build.
 WEB_INPUTS := $(shell find web/src -type f) web/index.html web/package.json web/tsconfig.json web/vite.config.ts \

@@ -13,12 +13,34 @@ import re
 import socket
 import threading
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from dev.loopback import LoopbackServer
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+@dataclass
+class Intercept:
+    """What an interceptor makes of one request (see `CountingProxy.interceptor`).
+
+    `status`: answered with it (a storage error body), never forwarded. Otherwise forwarded unless
+    `forward` is false; then `then` is called (the request has taken effect upstream, nobody has its answer
+    yet: a test kills the app process here); then, with `drop`, the connection is closed without an answer.
+    """
+
+    status: int | None = None
+    body: str = ""  # the error body with `status` (default: Table Storage's JSON error)
+    forward: bool = True
+    drop: bool = False
+    then: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is None and not self.forward and not self.drop:
+            raise ValueError("a request neither forwarded nor answered must be dropped")
 
 
 class CountingProxy:
@@ -28,6 +50,9 @@ class CountingProxy:
         self.upstream = (upstream_host, upstream_port)
         self.counts: Counter[tuple[str, str]] = Counter()
         self._faults: list[list] = []
+        # Sees every request first (method, path with query, body) and may return an `Intercept`: a test's
+        # fault injector counts an operation's steps here and fails the one it aims at.
+        self.interceptor: Callable[[str, str, bytes | None], Intercept | None] | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
         self._server: LoopbackServer | None = None
@@ -51,11 +76,21 @@ class CountingProxy:
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 proxy._record(self.command, urlsplit(self.path).path)
-                failure = proxy._take_fault(self.command, self.path, body)
+                interceptor = proxy.interceptor
+                intercept = interceptor(self.command, self.path, body) if interceptor is not None else None
+                if intercept is not None and intercept.status is not None:
+                    failure = proxy._injected(intercept.status, intercept.body)
+                else:
+                    failure = proxy._take_fault(self.command, self.path, body)
                 if failure is not None:
                     status, reason, response_headers, data = failure
-                else:
+                elif intercept is None or intercept.forward:
                     status, reason, response_headers, data = proxy._send(self.command, self.path, body, headers)
+                if intercept is not None and intercept.then is not None:
+                    intercept.then()
+                if intercept is not None and intercept.drop:
+                    self.close_connection = True
+                    return
                 self.send_response_only(status, reason)
                 for name, value in response_headers:
                     if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
@@ -118,10 +153,14 @@ class CountingProxy:
                     and (pattern.search(target) or pattern.search((body or b"").decode("utf-8", "replace")))
                 ):
                     fault[3] -= 1
-                    payload = (text or '{"odata.error":{"code":"ServerBusy","message":{"value":"injected"}}}').encode()
-                    headers = [("Content-Type", "application/json;odata=minimalmetadata")]
-                    return status, "Injected", headers, payload
+                    return self._injected(status, text)
         return None
+
+    @staticmethod
+    def _injected(status: int, text: str):
+        payload = (text or '{"odata.error":{"code":"ServerBusy","message":{"value":"injected"}}}').encode()
+        kind = "application/xml" if payload.startswith(b"<") else "application/json;odata=minimalmetadata"
+        return status, "Injected", [("Content-Type", kind)], payload
 
     def total(self) -> int:
         with self._lock:

@@ -11,7 +11,6 @@ caller sees the 204, every instance already refuses them, without a storage requ
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -33,6 +32,14 @@ OVERLAP = timedelta(minutes=5)
 
 def hour_of(instant: datetime) -> str:
     return instant.strftime("%Y%m%d%H")
+
+
+def _exists(table, partition: str, row_key: str) -> bool:
+    try:
+        table.get_entity(partition, row_key)
+    except AzureError:
+        return False
+    return True
 
 
 class ClosedAccounts:
@@ -73,10 +80,17 @@ class ClosedAccounts:
     def close(self, user_id: str) -> float:
         """Commit the tombstone; the commit's time on this instance's clock."""
         now = self._now()
-        with contextlib.suppress(ResourceExistsError):
-            self._storage.table(schema.CLOSED_ACCOUNTS).create_entity(
-                {"PartitionKey": schema.closed_partition(hour_of(now)), "RowKey": user_id, "closedAt": times.stamp(now)}
-            )
+        table = self._storage.table(schema.CLOSED_ACCOUNTS)
+        partition = schema.closed_partition(hour_of(now))
+        try:
+            table.create_entity({"PartitionKey": partition, "RowKey": user_id, "closedAt": times.stamp(now)})
+        except ResourceExistsError:
+            pass
+        except AzureError:
+            # Perhaps only the answer was lost: a committed closing answers 204, like any committed change.
+            # Unknown or not committed: the error stands (503), and the pending entry's job checks again.
+            if not _exists(table, partition, user_id):
+                raise
         committed = self._clock()
         with self._lock:
             self._closed.add(user_id)

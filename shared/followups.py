@@ -32,6 +32,7 @@ import secrets
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import AzureError
@@ -144,6 +145,7 @@ class Rows:
     invite_marks: set[str] = field(default_factory=set)  # invites the markers name
     user_marks: set[str] = field(default_factory=set)  # users the markers name
     kick_marks: set[str] = field(default_factory=set)  # users still owed a kick after their preset changed
+    waiting: dict[str, datetime] = field(default_factory=dict)  # user -> until when a join's add may still land
 
 
 def read(ctx: Context, meeting_id: str) -> Rows:
@@ -245,6 +247,18 @@ def _retry_later(ctx: Context, meeting_id: str, key: str, reason: str) -> None:
     )
 
 
+def _look_again(ctx: Context, meeting_id: str, key: str, until: datetime) -> None:
+    """Run again once the adds still in flight can no longer land (not a failure: no backoff, no count)."""
+    try:
+        pending.later(ctx, key, until, schema.JOBS_QUEUE, _job(meeting_id))
+        delay = (until - ctx.clock()).total_seconds() + 1
+        jobs.enqueue(ctx, jobs.Kind.FOLLOW_UP, {"meetingId": meeting_id}, delay=max(1.0, delay))
+    except Exception as error:  # the marker stays; the entry (as read, or pushed back) brings the work back
+        log.warning("followups: could not schedule the next look: %s", type(error).__name__)
+        return
+    log.info(json.dumps({"operation": "followups.run", "meetingId": meeting_id, "status": "waiting-for-adds"}))
+
+
 # Changes the reconciliation owes our own rows (merges, each guarded by the ETag read), written with the
 # markers' clearing.
 Updates = list[tuple[dict[str, Any], str | None]]
@@ -300,7 +314,18 @@ def _clear(ctx: Context, meeting_id: str, rows: Rows, updates: Updates, key: str
             batch.commit()
             batch = Batch(table, partition)
         batch.delete(row_key, etag)
+    if rows.waiting:
+        # The work is done but for adds that may still land: their users are marked again, for a later round.
+        name = schema.PARTICIPANT_MARK + secrets.token_urlsafe(6)
+        marker = {"RowKey": schema.marker_key(meeting_id, name), "markedAt": times.stamp(ctx.clock())}
+        if len(batch) == BATCH_LIMIT:
+            batch.commit()
+            batch = Batch(table, partition)
+        batch.upsert({"PartitionKey": partition, **marker, "ids": ",".join(sorted(rows.waiting))})
     batch.commit()
+    if rows.waiting:
+        _look_again(ctx, meeting_id, key, max(rows.waiting.values()))
+        return False
     if pending_etag is not None:  # only the entry as read: one announced since stays for its own work
         pending.complete(ctx, key, pending_etag)
     log.info(
@@ -386,6 +411,10 @@ def _provider(ctx: Context, meeting: Meeting, rows: Rows, inline: bool, updates:
     for participant, role, found in standings:
         owed = participant.user_id in rows.kick_marks or participant.user_id in changing
         _settle_participant(ctx, meeting, participant, role, found, client, is_live, owed, updates)
+        if role is None and participant.adding(ctx.clock()):
+            # A join is adding them, or gave up on an add the provider may still apply: what it adds must go
+            # too, and no one else would look (they may not join again to adopt it).
+            rows.waiting[participant.user_id] = participant.claim_until
 
 
 def _owe_kicks(ctx: Context, meeting: Meeting, rows: Rows, users: list[str]) -> None:
@@ -424,7 +453,7 @@ def _settle_participant(
 ) -> None:
     pmid = meeting.provider_meeting_id
     now = ctx.clock()
-    in_flight = not participant.participant_id and not participant.claim_expired(now)
+    in_flight = participant.adding(now)
     if role is None:
         if found and is_live():
             client.kick(pmid, custom_participant_ids=[participant.custom_participant_id])

@@ -59,20 +59,25 @@ def check_window(ctx: Context, meeting: Meeting, role: Role, now: datetime) -> N
 
 
 class _Changed(Exception):
-    """The caller's participant row changed while this join added them (see `_remember`)."""
+    """The caller's participant row changed while this join relied on it (see `_remember`, `_wait_for_claim`)."""
+
+
+ATTEMPTS = 3
 
 
 def join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
-    try:
-        return _join(ctx, caller, meeting_id)
-    except _Changed:
-        # Someone changed the caller's right while this join added their participant. The follow-up made
-        # the provider match our tables (adopting the participant with their current preset, or removing
-        # it); then the join runs again, and answers from what our tables say now (or 403, 404, 409). The
-        # change may have been the caller's own account closing, which the gate passed before it committed.
-        if ctx.closed is not None:
-            ctx.closed.check(caller.id)
-        return _join(ctx, caller, meeting_id)
+    for _ in range(ATTEMPTS):
+        try:
+            return _join(ctx, caller, meeting_id)
+        except _Changed:
+            # The caller's participant row moved while this join relied on it: someone changed the caller's
+            # right while it added their participant (the follow-up makes the provider match our tables), or
+            # the claim it waited for was given up. The join runs again from a fresh read, and answers from
+            # what our tables say now (or 403, 404, 409). The change may have been the caller's own account
+            # closing, which the gate passed before it committed.
+            if ctx.closed is not None:
+                ctx.closed.check(caller.id)
+    raise problems.Unavailable("Joining is taking longer than usual; retry.", retry_after=2)
 
 
 def _join(ctx: Context, caller: Caller, meeting_id: str) -> dict[str, Any]:
@@ -142,7 +147,24 @@ def _claim_and_add(ctx: Context, caller: Caller, visible: Visible, preset: str, 
     claimed = _claim(ctx, caller, visible, preset, now, takeover)
     if isinstance(claimed, _Joined):
         return claimed.body
+    if access.by_organization_access(visible.role):
+        _recheck_access(ctx, caller, visible, claimed)
     return _add(ctx, caller, visible, claimed, preset, now)
+
+
+def _recheck_access(ctx: Context, caller: Caller, visible: Visible, claim: Participant) -> None:
+    """A guest's right comes from the meeting row, which no write of the join is guarded by (an invitee's
+    comes from invites, whose changes touch the claim). Read it again now that the claim exists: access
+    narrowed before this read is seen here; narrowed after it, its follow-up finds the claim and touches
+    it, so the final write fails and the join starts over."""
+    try:
+        now = meetings.load(ctx, caller, visible.meeting.id)
+    except problems.Problem:
+        _release(ctx, claim)
+        raise
+    if now.role is not visible.role or now.meeting.cancelled:
+        _release(ctx, claim)
+        raise _Changed
 
 
 def _fresh(participant: Participant, now: datetime) -> bool:
@@ -202,12 +224,13 @@ def _wait_for_claim(ctx: Context, caller: Caller, visible: Visible, preset: str)
                 table.get_entity(meeting.partition, schema.participant_key(meeting.id, caller.id))
             )
         except ResourceNotFoundError:
-            # The holder failed and released its claim: this request may try in its turn.
-            return _claim(ctx, caller, meetings.load(ctx, caller, meeting.id), preset, ctx.clock(), None)
+            raise _Changed from None  # the holder failed and released its claim: try in our turn
         if row.participant_id and row.token:
             return _Joined(_join_body(meeting, row.participant_id, row.token, visible.role, row.preset))
         if row.uncertain or row.claim_expired(ctx.clock()):
-            return _claim(ctx, caller, visible, preset, ctx.clock(), takeover=row)
+            # The holder gave up or died. Take over from a fresh read, never with the right read before: the
+            # row may have moved because that right changed (a revocation whose follow-up removed us).
+            raise _Changed
     raise problems.Unavailable("Joining is taking longer than usual; retry.", retry_after=2)
 
 
@@ -354,7 +377,8 @@ def _follow_up(ctx: Context, meeting: Meeting, before: Any = None, **marks: Any)
 def _mark_uncertain(ctx: Context, claim: Participant) -> None:
     try:
         ctx.storage.table(schema.MEETINGS).update_entity(
-            {"PartitionKey": claim.partition, "RowKey": claim.key, "uncertain": True, "claimUntil": ""},
+            # The lease stays: until it ends the add may still land, and a follow-up waits for it.
+            {"PartitionKey": claim.partition, "RowKey": claim.key, "uncertain": True},
             mode=UpdateMode.MERGE,
         )
     except Exception as error:  # the lease expires anyway; a takeover then looks the participant up

@@ -297,6 +297,11 @@ class Participant:
     def claim_expired(self, now: datetime) -> bool:
         return self.claim_until is None or self.claim_until <= now
 
+    def adding(self, now: datetime) -> bool:
+        """Whether an add of this claim may still land at the provider: until its lease ends, even once the
+        join gave up on an answer (the provider may apply a request after our client stopped waiting)."""
+        return not self.participant_id and not self.claim_expired(now)
+
     def replace(self, **changes: Any) -> Participant:
         return dataclasses.replace(self, **changes)
 

@@ -172,6 +172,23 @@ def failed(ctx: Context, key: str, reason: str, queue: str, message: dict[str, A
     return delay
 
 
+def later(ctx: Context, key: str, until: datetime, queue: str, message: dict[str, Any]) -> None:
+    """Work that is not failing but must look again at `until` (it waits on something that takes time): its
+    entry is due then (the sweep's backstop, a grace later), attempts and first failure unchanged."""
+    entity = {
+        "PartitionKey": schema.PENDING_PARTITION,
+        "RowKey": key,
+        "queue": queue,
+        "message": json.dumps(message, separators=(",", ":")),
+        "dueAt": times.stamp(until + GRACE),
+    }
+    try:
+        _table(ctx).update_entity(entity, mode=UpdateMode.MERGE)
+    except ResourceNotFoundError:  # work queued without an entry (the webhook applier's) gets one
+        with contextlib.suppress(ResourceExistsError):
+            _table(ctx).create_entity({**entity, "createdAt": times.stamp(ctx.clock())})
+
+
 def _loggable(key: str) -> str:
     """Keys hold meeting and user ids (public ids), never addresses or names."""
     return key[:120]

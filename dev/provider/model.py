@@ -136,6 +136,9 @@ class Peer:
 
     id: str
     joined_at: str
+    # The rights it entered with: a preset change reaches a live peer only when it is dropped or kicked and
+    # rejoins (see Switches.preset_change_drops_peer).
+    preset_name: str = ""
 
 
 @dataclass
@@ -486,7 +489,7 @@ class Tenant:
                 self._start_recording(meeting, session)
         meeting.waiting.pop(participant.id, None)
         meeting.gone.pop(participant.id, None)
-        peer = session.live[participant.id] = Peer(str(uuid.uuid4()), now_iso())
+        peer = session.live[participant.id] = Peer(str(uuid.uuid4()), now_iso(), participant.preset_name)
         session.max_concurrent = max(session.max_concurrent, len(session.live))
         self._send(
             webhooks.participant_joined(

@@ -83,11 +83,16 @@ class Fault:
     delay: float | None = None
     drop: bool = False
     apply: bool = False
+    # In-process only: called once the request took effect (with `apply`), before any answer is sent;
+    # e.g. a test kills the app process here, "right after the step".
+    then: Callable[[], None] | None = field(default=None, repr=False)
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.status is None and self.delay is None and not self.drop:
             raise ValueError("a fault needs a status, a delay or drop")
+        if self.then is not None and not callable(self.then):
+            raise ValueError("then must be callable")
         if self.status is not None:
             HTTPStatus(self.status)  # a ValueError for a status HTTP does not define
         if self.mode is not None and self.mode not in MODES:
@@ -150,6 +155,9 @@ class ProviderStandIn:
         self.switches = Switches()
         self._tenants = self._new_tenants()
         self._faults: list[Fault] = []
+        # In-process only: sees every API request first (mode, method, mode-relative path, query) and may
+        # answer with a Fault for it; a test's fault injector counts the steps of an operation here.
+        self.interceptor: Callable[[str, str, str, str], Fault | None] | None = None
         self._log: list[dict[str, Any]] = []
         self._wake = threading.Event()  # set by reset and stop, to cut pending delays short
         self._server: _Server | None = None
@@ -216,11 +224,48 @@ class ProviderStandIn:
             self._log.clear()
             self._outbox.clear()
 
+    def clear_faults(self) -> None:
+        """Forget the faults, and nothing else (requests already delayed by one still answer late)."""
+        with self._lock:
+            self._faults.clear()
+
     def add_fault(self, **spec: Any) -> Fault:
         fault = Fault(**spec)
         with self._lock:
             self._faults.append(fault)
         return fault
+
+    def snapshot(self, mode: str) -> dict[str, dict[str, Any]]:
+        """The mode's meetings as the provider holds them: status, participants (id, custom id, preset) and
+        the live session's peers, as participant id -> the preset they entered with (None when nothing is
+        live). For checks against our tables."""
+        with self._lock:
+            return {
+                meeting.id: {
+                    "status": meeting.fields["status"],
+                    "participants": [
+                        {"id": p.id, "custom_participant_id": p.custom_participant_id, "preset_name": p.preset_name}
+                        for p in meeting.participants.values()
+                    ],
+                    "live": None
+                    if meeting.session is None
+                    else {pid: peer.preset_name for pid, peer in sorted(meeting.session.live.items())},
+                }
+                for meeting in self._tenant(mode).meetings.values()
+            }
+
+    def signed_headers(self, mode: str, body: bytes) -> dict[str, str]:
+        """The headers the provider sends a delivery of `body` with (signature, delivery and webhook ids), for
+        handing a signed delivery to the receiver in-process, as `deliver` sends it over HTTP."""
+        with self._lock:
+            key = self._signing_keys[self._mode(mode)]
+        prefix = webhooks.HEADER_PREFIX[mode]
+        return {
+            "Content-Type": "application/json",
+            f"{prefix}-signature": webhooks.sign(key, body),
+            f"{prefix}-uuid": str(uuid.uuid4()),
+            f"{prefix}-webhook-id": str(uuid.uuid4()),
+        }
 
     def set_switches(self, **values: Any) -> dict[str, Any]:
         with self._lock:
@@ -344,6 +389,7 @@ class ProviderStandIn:
                 method,
                 relative,
                 lambda: self._answer(mode, method, relative, tenant_ids, query, headers, raw_body),
+                split.query,
             )
         with self._lock:
             if generation is not self._wake:
@@ -372,17 +418,22 @@ class ProviderStandIn:
             return "realtimekit", match.group(3) or "/", (match.group(1), match.group(2))
         return None, path, None
 
-    def _with_faults(self, mode: str, method: str, path: str, answer: Callable[[], _Reply]) -> _Reply:
+    def _with_faults(self, mode: str, method: str, path: str, answer: Callable[[], _Reply], query: str = "") -> _Reply:
+        interceptor = self.interceptor
+        fault = interceptor(mode, method, path, query) if interceptor is not None else None
         with self._lock:
-            fault = next((f for f in self._faults if f.matches(mode, method, path)), None)
-            if fault is not None and fault.times is not None:
-                fault.times -= 1
+            if fault is None:
+                fault = next((f for f in self._faults if f.matches(mode, method, path)), None)
+                if fault is not None and fault.times is not None:
+                    fault.times -= 1
             wake = self._wake
         if fault is None:
             return answer()
         if fault.delay and wake.wait(fault.delay):
             return _Reply(0, drop=True)  # reset or stop while waiting: the answer would go nowhere
         reply = answer() if fault.apply else None
+        if fault.then is not None:
+            fault.then()
         if fault.drop:
             return _Reply(0, drop=True)
         if fault.status is not None:
@@ -540,7 +591,8 @@ class ProviderStandIn:
                     self.reset()
                     return _Reply.json(200, {"ok": True})
                 case "POST", ["faults"]:
-                    return _Reply.json(201, {k: v for k, v in asdict(self.add_fault(**body)).items() if k[0] != "_"})
+                    added = asdict(self.add_fault(**body))
+                    return _Reply.json(201, {k: v for k, v in added.items() if k[0] != "_" and k != "then"})
                 case "GET", ["switches"]:
                     return _Reply.json(200, self.set_switches())
                 case "POST", ["switches"]:

@@ -1,6 +1,6 @@
 """Operator commands for provider webhooks; settings from the environment over local.settings.json.
 
-python -m shared.events replay --meeting ID | --since TIME
+python -m shared.events replay --meeting=ID | --since TIME  (with `=`: a meeting id may begin with "-")
 python -m shared.events register-webhook --url URL [--provider dyte|realtimekit]
 """
 

@@ -435,7 +435,7 @@ def test_an_older_join_applied_before_its_sessions_start_is_placed_by_a_replay(a
         app.storage, app.provider, app.issuer, TABLE_PREFIX=app.prefix, VIDEO_PROVIDER=app.video_provider
     )
     replay = subprocess.run(
-        [sys.executable, "-m", "shared.events", "replay", "--meeting", target.meeting["id"]],
+        [sys.executable, "-m", "shared.events", "replay", f"--meeting={target.meeting['id']}"],
         cwd=support.ROOT,
         env=environment,
         capture_output=True,

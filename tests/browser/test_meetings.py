@@ -105,19 +105,22 @@ def test_owner_and_invitee_meet_in_the_local_room(alice: Person, bob: Person):
     attendance = page.get_by_role("region", name="Attendance")
 
     def both_attended():
+        # Refreshing attendance refreshes the meeting too: the webhooks made it live.
         attendance.get_by_role("button", name="Refresh attendance").click()
         expect(attendance.get_by_role("row", name=re.compile("Bob Example"))).to_contain_text("Still there")
         expect(attendance.get_by_role("row", name=re.compile("Alice Example"))).not_to_contain_text("Still there")
+        expect(page.locator(".details")).to_contain_text("Live now", timeout=2_000)
 
     eventually(both_attended)
     alice.check_accessibility("meeting page with attendance")
 
-    # The webhooks made the meeting live: the owner ends the session, and Bob is told so.
-    page.reload()
+    # The owner ends the session, and Bob is told so; the owner's page follows without a reload.
     page.get_by_role("button", name="End the session for everyone").click()
     page.get_by_role("dialog").get_by_role("button", name="End it for everyone").click()
     expect(bob.page.get_by_role("status")).to_have_text("The session was ended for everyone.")
     bob.check_accessibility("session ended")
+    expect(page.locator(".details")).to_contain_text("Last session ended")
+    expect(page.get_by_role("button", name="End the session for everyone")).to_have_count(0)
     bob.page.get_by_role("button", name="Join again").click()
     expect(bob.page.get_by_role("heading", name="In the call (1)")).to_be_visible()
 
@@ -156,7 +159,7 @@ def test_owner_and_invitee_meet_in_the_local_room(alice: Person, bob: Person):
     bob.check_accessibility("meeting not found")
 
 
-def test_a_guest_asks_to_join_and_the_owner_lets_them_in(alice: Person, carol: Person):
+def test_a_guest_asks_to_join_and_the_owner_lets_them_in(stack: Stack, alice: Person, carol: Person):
     alice.sign_in()
     meeting_id = create_meeting(alice, "Open office hours", organization=True)
     expect(alice.page.get_by_text("Anyone in the organization with the link")).to_be_visible()
@@ -176,15 +179,29 @@ def test_a_guest_asks_to_join_and_the_owner_lets_them_in(alice: Person, carol: P
     alice.page.get_by_role("button", name="Let Carol Example in").click()
     expect(carol.page.get_by_role("heading", name="In the call (2)")).to_be_visible()
     expect(alice.page.get_by_role("heading", name="Asking to join (0)")).to_be_visible()
+    # Let in, Carol is in a call like anyone's; the others see she came as a guest.
+    carol.heading("Call: Open office hours")
+    expect(alice.page.get_by_role("listitem").filter(has_text="Carol Example")).to_have_text("Carol Example (guest)")
+    expect(carol.page.get_by_role("listitem").filter(has_text="Alice Example")).to_have_text("Alice Example")
+    carol.page.get_by_role("button", name="Leave the call").click()
+    expect(carol.page.get_by_role("status")).to_have_text("You left the call.")
+    carol.heading("Call: Open office hours")
+
+    # Cancelled: everyone who still sees the meeting is told so, not only its owner.
+    cancelled = stack.app.call("DELETE", f"/meetings/{meeting_id}", stack.token(alice.email), headers={"If-Match": "*"})
+    assert cancelled.status_code == 204, cancelled.text
+    carol.page.get_by_role("link", name="Back to the meeting").click()
+    carol.heading("Open office hours")
+    expect(carol.page.get_by_role("status")).to_have_text("The meeting is cancelled.")
 
 
 def test_problems_read_as_sentences(stack: Stack, alice: Person, bob: Person):
     alice.sign_in()
-    # Tomorrow's meeting, with Bob invited on the form.
+    # A meeting two days ahead (never today anywhere), with Bob invited on the form.
     page = alice.page
     page.get_by_role("navigation").get_by_role("link", name="New meeting").click()
     page.get_by_label("Title").fill("Planning")
-    page.get_by_label("Starts (optional)").fill(wall_time(timedelta(days=1), "Europe/Berlin"))
+    page.get_by_label("Starts (optional)").fill(wall_time(timedelta(days=2), "Europe/Berlin"))
     page.get_by_label("Invite people (optional)").fill(bob.email)
     page.get_by_role("button", name="Create meeting").click()
     alice.heading("Planning")
@@ -203,18 +220,22 @@ def test_problems_read_as_sentences(stack: Stack, alice: Person, bob: Person):
     )
     assert elsewhere.status_code == 200, elsewhere.text
     page.get_by_label("Title").fill("Planning, day two")
+    page.get_by_label("Description (optional)").fill("Agenda first")
     page.get_by_role("button", name="Save changes").click()
     alert = page.get_by_role("alert")
-    expect(alert).to_contain_text("This meeting was changed elsewhere. Reload to see the latest version.")
+    expect(alert).to_contain_text("This meeting was changed elsewhere. Reload to see the latest version")
     alice.check_accessibility("edit conflict")
+    # Reloading keeps her change where nobody else changed the same field; the title was, so theirs wins.
     alert.get_by_role("button", name="Reload").click()
     expect(page.get_by_label("Title")).to_have_value("Planning (moved)")
+    expect(page.get_by_label("Description (optional)")).to_have_value("Agenda first")
+    expect(page.get_by_role("status")).to_contain_text("Your change to the title was not kept")
 
-    # Too early to join: Bob is told when he can, in his own time.
+    # Too early to join: Bob is told when he can, in his own time, with the date (it is not today).
     bob.sign_in(f"/meetings/{meeting_id}")
     bob.page.get_by_role("link", name="Join", exact=True).click()
     expect(bob.page.get_by_role("alert")).to_contain_text(
-        re.compile(r"The meeting opens for joining at .+ your time\.")
+        re.compile(r"The meeting opens for joining at \d{2}:\d{2} on \w{3},? \d{1,2} \w{3}(?: \d{4})? your time\.")
     )
     bob.check_accessibility("join refused (too early)")
 
@@ -251,7 +272,16 @@ def test_account_export_and_closing(erin: Person):
     erin.page.get_by_role("dialog").get_by_role("button", name="Close my account for good").click()
     erin.heading("Sign in")
     expect(erin.page.get_by_role("status")).to_have_text("Your account is closed.")
+    # The sign-out return's `?state=` is gone, so signing in again does not bring it back either.
+    expect(erin.page).not_to_have_url(re.compile(r"[?&]state="))
     erin.check_accessibility("sign in")
+
+    # Signing in again, the closed account is told so in the API's words, not a role's refusal.
+    erin.sign_in()
+    erin.heading("Account closed")
+    expect(erin.page.get_by_role("alert")).to_have_text("This account was closed.")
+    expect(erin.page).not_to_have_url(re.compile(r"[?&]state="))
+    erin.check_accessibility("account closed")
 
 
 def test_the_first_page_leaves_the_video_kits_for_later(carol: Person):

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from dev.provider import (
+    Fault,
     ProviderStandIn,
     meeting_ended,
     meeting_started,
@@ -892,3 +893,60 @@ def test_command_line_reads_settings_and_stops_cleanly_on_sigterm(tmp_path):
     finally:
         process.kill()
         process.stdout.close()
+
+
+def test_an_interceptor_sees_each_request_first_and_may_answer_for_it(stand_in, http):
+    dyte = Api(stand_in, "dyte", http)
+    meeting_id = dyte.meeting()
+    seen, events = [], []
+
+    def intercept(mode, method, path, query):
+        seen.append((mode, method, path, query))
+        if method == "POST" and path.endswith("/participants"):
+            # Takes effect, then the callback runs (a test kills the app here), then no answer at all.
+            return Fault(apply=True, drop=True, then=lambda: events.append("then"))
+        return None
+
+    stand_in.interceptor = intercept
+    try:
+        with pytest.raises(requests.ConnectionError):
+            dyte.participant(meeting_id, "killed-here")
+        listed = dyte.call("GET", f"/meetings/{meeting_id}/participants?page_no=1")
+    finally:
+        stand_in.interceptor = None
+    assert events == ["then"]
+    assert [entry[:3] for entry in seen] == [
+        ("dyte", "POST", f"/meetings/{meeting_id}/participants"),
+        ("dyte", "GET", f"/meetings/{meeting_id}/participants"),
+    ]
+    assert seen[1][3] == "page_no=1"
+    assert [p["custom_participant_id"] for p in listed.json()["data"]] == ["killed-here"]
+
+
+def test_snapshot_signed_headers_and_clearing_faults(stand_in, http):
+    dyte = Api(stand_in, "dyte", http)
+    meeting_id = dyte.meeting()
+    added = dyte.participant(meeting_id, "ada")
+    session_id = stand_in.start_session("dyte", meeting_id, custom_participant_ids=["ada"])
+    snapshot = stand_in.snapshot("dyte")[meeting_id]
+    assert snapshot == {
+        "status": "ACTIVE",
+        "participants": [{"id": added["id"], "custom_participant_id": "ada", "preset_name": HOST_PRESET["dyte"]}],
+        "live": {added["id"]: HOST_PRESET["dyte"]},
+    }
+    assert session_id and stand_in.snapshot("realtimekit") == {}
+    body = json.dumps(meeting_started(meeting_id, session_id)).encode()
+    headers = stand_in.signed_headers("dyte", body)
+    key = serialization.load_pem_public_key(stand_in.public_key_pem("dyte").encode())
+    key.verify(base64.b64decode(headers["dyte-signature"]), body, padding.PKCS1v15(), hashes.SHA256())
+    # A provider that keeps a peer through a preset change: the peer keeps the rights it entered with.
+    stand_in.set_switches(preset_change_drops_peer=False)
+    changed = dyte.call("PATCH", f"/meetings/{meeting_id}/participants/{added['id']}", {"preset_name": GUEST["dyte"]})
+    assert changed.status_code == 200
+    snapshot = stand_in.snapshot("dyte")[meeting_id]
+    assert snapshot["participants"][0]["preset_name"] == GUEST["dyte"]
+    assert snapshot["live"] == {added["id"]: HOST_PRESET["dyte"]}
+    stand_in.add_fault(method="GET", status=500)
+    stand_in.clear_faults()
+    assert dyte.call("GET", f"/meetings/{meeting_id}").status_code == 200
+    assert stand_in.snapshot("dyte")[meeting_id]["participants"]  # clearing faults keeps the state

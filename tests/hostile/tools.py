@@ -4,6 +4,7 @@ storage, and a table proxy that commits a request and then loses its answer."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -117,6 +118,7 @@ class LossyProxy(CountingProxy):
     def __init__(self, upstream_port: int):
         super().__init__(upstream_port)
         self._losses: list[list] = []
+        self._holds: list[list] = []
 
     def lose(self, pattern: str, times: int = 1, status: int | None = None) -> None:
         """Lose the answers of the next `times` requests whose path or body matches; with `status`, answer that."""
@@ -128,9 +130,25 @@ class LossyProxy(CountingProxy):
         with self._lock:
             return sum(loss[1] for loss in self._losses)
 
+    def hold(self, pattern: str, most: float = 8.0) -> tuple[threading.Event, threading.Event]:
+        """Hold the next request whose path or body matches before forwarding it, until released (at most
+        `most` seconds, under the storage client's read timeout): a slow storage request at an exact step.
+        (arrived, release): `arrived` is set once it is held; set `release` to let it go on."""
+        arrived, release = threading.Event(), threading.Event()
+        with self._lock:
+            self._holds.append([re.compile(pattern), arrived, release, most])
+        return arrived, release
+
     def _send(self, method, path, body, headers):
-        answer = super()._send(method, path, body, headers)
         text = (body or b"").decode("utf-8", "replace")
+        with self._lock:
+            held = next((h for h in self._holds if h[0].search(path) or h[0].search(text)), None)
+            if held is not None:
+                self._holds.remove(held)
+        if held is not None:
+            held[1].set()
+            held[2].wait(held[3])
+        answer = super()._send(method, path, body, headers)
         with self._lock:
             for loss in self._losses:
                 if loss[1] > 0 and (loss[0].search(path) or loss[0].search(text)):

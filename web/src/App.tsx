@@ -4,13 +4,14 @@ import { useCallback, useMemo, useState } from "react";
 import { MeetingsApi } from "./api/client";
 import { accessToken } from "./auth";
 import type { RuntimeConfig } from "./config";
-import { Link, match, paths, usePath, useScrollReset } from "./router";
-import { AccountScreen } from "./screens/AccountScreen";
+import { Link, match, paths, type Route, usePath, useScrollReset } from "./router";
 import { CallScreen } from "./screens/CallScreen";
 import { EditMeetingScreen } from "./screens/EditMeetingScreen";
 import { MeetingScreen } from "./screens/MeetingScreen";
 import { MyMeetingsScreen } from "./screens/MyMeetingsScreen";
 import { NewMeetingScreen } from "./screens/NewMeetingScreen";
+import { AccountClosedScreen } from "./screens/AccountClosedScreen";
+import { AccountScreen } from "./screens/AccountScreen";
 import { SignInScreen } from "./screens/SignInScreen";
 import { UnknownScreen } from "./screens/UnknownScreen";
 import { type Services, ServicesContext } from "./services";
@@ -46,10 +47,17 @@ function SignedIn({ config, signIn }: { config: RuntimeConfig; signIn: () => voi
   const { instance, accounts } = useMsal();
   const path = usePath();
   useScrollReset(path);
+  // The API refuses a closed account on every call: say so in its words instead of a role's refusal.
+  const [accountRefused, setAccountRefused] = useState<string | null>(null);
   const services = useMemo<Services>(
     () => ({
       config,
-      api: new MeetingsApi(config.apiBaseUrl, () => accessToken(instance, config.scopes)),
+      api: new MeetingsApi(
+        config.apiBaseUrl,
+        () => accessToken(instance, config.scopes),
+        undefined,
+        setAccountRefused,
+      ),
       viewerZone: viewerTimeZone(),
       signInAgain: signIn,
     }),
@@ -95,14 +103,12 @@ function SignedIn({ config, signIn }: { config: RuntimeConfig; signIn: () => voi
           </button>
         </div>
       </header>
-      <main id="main" key={path}>
-        {route.screen === "meetings" && <MyMeetingsScreen />}
-        {route.screen === "new" && <NewMeetingScreen />}
-        {route.screen === "meeting" && <MeetingScreen id={route.id} />}
-        {route.screen === "edit" && <EditMeetingScreen id={route.id} />}
-        {route.screen === "call" && <CallScreen id={route.id} />}
-        {route.screen === "account" && <AccountScreen onClosed={closed} />}
-        {route.screen === "unknown" && <UnknownScreen />}
+      <main id="main" key={accountRefused ?? path}>
+        {accountRefused !== null ? (
+          <AccountClosedScreen detail={accountRefused} />
+        ) : (
+          <Routed route={route} onClosed={closed} />
+        )}
       </main>
       {config.mailboxUrl && (
         <footer className="app-footer">
@@ -112,5 +118,19 @@ function SignedIn({ config, signIn }: { config: RuntimeConfig; signIn: () => voi
         </footer>
       )}
     </ServicesContext.Provider>
+  );
+}
+
+function Routed({ route, onClosed }: { route: Route; onClosed: () => void }) {
+  return (
+    <>
+      {route.screen === "meetings" && <MyMeetingsScreen />}
+      {route.screen === "new" && <NewMeetingScreen />}
+      {route.screen === "meeting" && <MeetingScreen id={route.id} />}
+      {route.screen === "edit" && <EditMeetingScreen id={route.id} />}
+      {route.screen === "call" && <CallScreen id={route.id} />}
+      {route.screen === "account" && <AccountScreen onClosed={onClosed} />}
+      {route.screen === "unknown" && <UnknownScreen />}
+    </>
   );
 }

@@ -27,7 +27,22 @@ export function msalConfiguration(config: RuntimeConfig, origin: string): Config
   };
 }
 
+/**
+ * The address without the `state` the sign-out return carries (the issuer's end-session redirect adds
+ * it, MSAL leaves it): null when there is none. The app's routes use no query, and MSAL's sign-in
+ * answers come in the fragment.
+ */
+export function withoutSignOutState(href: string): string | null {
+  const url = new URL(href);
+  if (!url.searchParams.has("state")) return null;
+  url.searchParams.delete("state");
+  return url.pathname + url.search + url.hash;
+}
+
 export async function startMsal(config: RuntimeConfig): Promise<PublicClientApplication> {
+  // Cleaned before a sign-in can start here: MSAL would come back to the address it started from.
+  const cleaned = withoutSignOutState(window.location.href);
+  if (cleaned !== null) window.history.replaceState(window.history.state, "", cleaned);
   const msal = new PublicClientApplication(msalConfiguration(config, window.location.origin));
   await msal.initialize();
   msal.addEventCallback((event) => {

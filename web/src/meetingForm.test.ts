@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Meeting } from "./api/types";
-import { attemptFor, checkForm, createBody, emptyForm, formFromMeeting, patchBody } from "./meetingForm";
+import { attemptFor, checkForm, createBody, emptyForm, formFromMeeting, patchBody, rebase } from "./meetingForm";
 
 const meeting: Meeting = {
   id: "m1",
@@ -103,5 +103,40 @@ describe("attemptFor", () => {
     const changed = attemptFor({ title: "Sync!" }, first, newKey);
     expect(changed.key).not.toBe(first.key);
     expect(attemptFor({ title: "Sync" }, changed, newKey).key).not.toBe(first.key);
+  });
+});
+
+describe("rebase", () => {
+  const base = formFromMeeting(meeting);
+
+  it("keeps what the person changed on top of a version changed elsewhere in other fields", () => {
+    const mine = { ...base, description: "Agenda first", access: "organization" as const };
+    const latest = { ...base, title: "Standup (moved)" };
+    const { values, lost } = rebase(base, mine, latest);
+    expect(values).toEqual({ ...latest, description: "Agenda first", access: "organization" });
+    expect(lost).toEqual([]);
+    expect(patchBody(latest, values)).toEqual({ description: "Agenda first", access: "organization" });
+  });
+
+  it("lets the reloaded version win a field both changed, and names it", () => {
+    const mine = { ...base, title: "Standup, day two", description: "Agenda first" };
+    const latest = { ...base, title: "Standup (moved)" };
+    const { values, lost } = rebase(base, mine, latest);
+    expect(values.title).toBe("Standup (moved)");
+    expect(values.description).toBe("Agenda first");
+    expect(lost).toEqual(["title"]);
+  });
+
+  it("moves the schedule as one: a new start is not put into a zone changed elsewhere", () => {
+    const mine = { ...base, starts: "2031-01-05T10:00" };
+    const latest = { ...base, timeZone: "America/New_York", starts: "2031-01-05T03:00", ends: "2031-01-05T03:30" };
+    const { values, lost } = rebase(base, mine, latest);
+    expect(values).toEqual(latest);
+    expect(lost).toEqual(["starts"]);
+  });
+
+  it("changes nothing when the person had changed nothing", () => {
+    const latest = { ...base, title: "Standup (moved)" };
+    expect(rebase(base, base, latest)).toEqual({ values: latest, lost: [] });
   });
 });

@@ -86,6 +86,32 @@ export function patchBody(before: FormValues, after: FormValues): MeetingPatch {
   return patch;
 }
 
+// What an edit changes together: the schedule's times are wall times in its zone, so they go as one.
+const EDITED_TOGETHER: (keyof FormValues)[][] = [["title"], ["description"], ["access"], ["timeZone", "starts", "ends"]];
+
+export interface Rebased {
+  values: FormValues;
+  /** The fields the person changed that were changed elsewhere too: the reloaded version's values won. */
+  lost: (keyof FormValues)[];
+}
+
+/**
+ * The person's unsaved form on top of the version reloaded after "changed elsewhere" (412): what they
+ * changed since `base` (the version they started from) stays where nobody else changed it; where both
+ * did, the reloaded version wins and the field is named in `lost`.
+ */
+export function rebase(base: FormValues, mine: FormValues, latest: FormValues): Rebased {
+  const values = { ...latest };
+  const lost: (keyof FormValues)[] = [];
+  const differ = (a: FormValues, b: FormValues, fields: (keyof FormValues)[]) => fields.some((name) => a[name] !== b[name]);
+  for (const fields of EDITED_TOGETHER) {
+    if (!differ(base, mine, fields)) continue;
+    if (differ(base, latest, fields)) lost.push(...fields.filter((name) => base[name] !== mine[name]));
+    else Object.assign(values, Object.fromEntries(fields.map((name) => [name, mine[name]])));
+  }
+  return { values, lost };
+}
+
 export interface Attempt {
   body: string;
   key: string;

@@ -105,7 +105,13 @@ export function describeProblem(error: unknown, situation: Situation): Notice {
     case "conflict":
       return conflict(situation.action);
     case "precondition-failed":
-      return { message: "This meeting was changed elsewhere. Reload to see the latest version.", remedy: "reload" };
+      return {
+        message:
+          situation.action === "edit"
+            ? "This meeting was changed elsewhere. Reload to see the latest version, with your changes on top where nobody else changed the same thing."
+            : "This meeting was changed elsewhere. Reload to see the latest version.",
+        remedy: "reload",
+      };
     case "validation":
       return {
         message: "Some of what you entered needs a change.",

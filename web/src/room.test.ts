@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LocalRoomClient, RoomError } from "./room";
+import { isGuestPreset, LocalRoomClient, RoomError } from "./room";
 
 const state = { me: { state: "present" } };
 
@@ -39,5 +39,14 @@ describe("LocalRoomClient", () => {
       throw new TypeError("Failed to fetch");
     }) as unknown as typeof fetch;
     await expect(new LocalRoomClient("http://room", unreachable).state("t")).rejects.toMatchObject({ status: 0 });
+  });
+});
+
+describe("isGuestPreset", () => {
+  it("knows the guest preset by its default name in either mode, and nobody else's", () => {
+    expect(isGuestPreset("group_call_guest")).toBe(true);
+    expect(isGuestPreset("group-call-guest")).toBe(true);
+    expect(isGuestPreset("group_call_host")).toBe(false);
+    expect(isGuestPreset("group-call-participant")).toBe(false);
   });
 });

@@ -13,6 +13,15 @@ export interface RoomState {
   waiting: { participantId: string; name: string }[];
 }
 
+// The room names presets, not roles. Under the local stack they are the contract's default names
+// (neither `make run` nor the tests set PRESET_GUEST): a guest preset under another name is not marked.
+const GUEST_PRESETS = new Set(["group_call_guest", "group-call-guest"]);
+
+/** Whether someone in the room is there as a guest (not invited; let in by a host). */
+export function isGuestPreset(preset: string): boolean {
+  return GUEST_PRESETS.has(preset);
+}
+
 /** A room request that failed: 401 once the token no longer works, 403, 409 for an inactive meeting, 0 for no answer. */
 export class RoomError extends Error {
   constructor(readonly status: number) {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ApiError, MeetingsApi } from "./client";
 
 function api(answer: () => Response | Promise<Response>) {
@@ -60,5 +60,31 @@ describe("MeetingsApi", () => {
     expect([gateway.status, gateway.slug]).toEqual([502, "http-502"]);
     const offline = await failure(api(() => Promise.reject(new TypeError("Failed to fetch"))).client.me());
     expect([offline.status, offline.slug]).toEqual([0, "network"]);
+  });
+
+  it("tells of a closed account in the API's words, asking /me (which needs no role) after a 403 elsewhere", async () => {
+    const closed = { type: "urn:meetings:problem:forbidden", title: "Not allowed", status: 403, detail: "This account was closed." };
+    const paths: string[] = [];
+    const told: string[] = [];
+    const fetchImpl = (async (url: URL) => {
+      paths.push(url.pathname);
+      return json(closed, 403, "application/problem+json");
+    }) as unknown as typeof fetch;
+    const client = new MeetingsApi("http://127.0.0.1:7071/api", async () => "t", fetchImpl, (detail) => told.push(detail));
+    await failure(client.listMeetings("all"));
+    await vi.waitFor(() => expect(told).toEqual(["This account was closed."]));
+    expect(paths).toEqual(["/api/meetings", "/api/me"]);
+  });
+
+  it("does not take a refused role for a closed account", async () => {
+    const told: string[] = [];
+    const fetchImpl = (async (url: URL) =>
+      url.pathname === "/api/me"
+        ? json({ id: "u1", tenantId: "t", name: "Bob", email: null })
+        : json({ type: "urn:meetings:problem:forbidden", title: "No", status: 403, detail: "Only the owner." }, 403)) as unknown as typeof fetch;
+    const client = new MeetingsApi("http://127.0.0.1:7071/api", async () => "t", fetchImpl, (detail) => told.push(detail));
+    await failure(client.cancelMeeting("m1", 1));
+    await expect(client.me()).resolves.toMatchObject({ id: "u1" });
+    expect(told).toEqual([]);
   });
 });

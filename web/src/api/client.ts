@@ -59,6 +59,12 @@ async function problemOf(response: Response): Promise<Problem> {
 
 export type TokenSource = () => Promise<string>;
 
+/** Told the API's own words when it refuses the caller's account itself (closed), not their role. */
+export type AccountRefused = (detail: string) => void;
+
+// Routes about the caller's own account need no role: a 403 `forbidden` there can only refuse the account.
+const ACCOUNT_ROUTE = /^\/me(\/|$)/;
+
 interface Options {
   method?: string;
   body?: unknown;
@@ -71,7 +77,26 @@ export class MeetingsApi {
     private readonly baseUrl: string,
     private readonly token: TokenSource,
     private readonly fetchImpl: typeof fetch = (...args) => fetch(...args),
+    private readonly onAccountRefused?: AccountRefused,
   ) {}
+
+  private askingAboutAccount = false;
+
+  /**
+   * A 403 `forbidden` elsewhere may be the caller's role or their account: one GET /me (which needs no
+   * role) tells which, and answers through `onAccountRefused` when it is the account.
+   */
+  private forbidden(path: string, error: ApiError): void {
+    if (!this.onAccountRefused || error.status !== 403 || error.slug !== "forbidden") return;
+    if (ACCOUNT_ROUTE.test(path)) return this.onAccountRefused(error.problem.detail ?? "This account was closed.");
+    if (this.askingAboutAccount) return;
+    this.askingAboutAccount = true;
+    void this.me()
+      .catch(() => undefined)
+      .finally(() => {
+        this.askingAboutAccount = false;
+      });
+  }
 
   private async send(path: string, options: Options = {}): Promise<Response> {
     const url = new URL(this.baseUrl + path);
@@ -93,7 +118,11 @@ export class MeetingsApi {
     } catch {
       throw new ApiError({ type: `urn:meetings:problem:${NETWORK}`, title: "No answer", status: 0 });
     }
-    if (!response.ok) throw new ApiError(await problemOf(response));
+    if (!response.ok) {
+      const error = new ApiError(await problemOf(response));
+      this.forbidden(path, error);
+      throw error;
+    }
     return response;
   }
 

@@ -10,13 +10,18 @@ const END_REASONS: Record<string, string> = {
 };
 
 /** Who was in each session, when and for how long (from the provider's reports, so a few seconds late). */
-export function AttendanceSection({ meetingId }: { meetingId: string }) {
+export function AttendanceSection({ meetingId, onRefresh }: { meetingId: string; onRefresh: () => void }) {
   const { api } = useServices();
   const sessions = useLoad(() => api.listSessions(meetingId), [api, meetingId]);
+  // Sessions start and end the meeting's live status too: refresh both, so its badge and actions follow.
+  const refresh = () => {
+    sessions.reload();
+    onRefresh();
+  };
   return (
     <section aria-labelledby="attendance-heading">
       <h2 id="attendance-heading">Attendance</h2>
-      <button type="button" onClick={sessions.reload} disabled={sessions.loading}>
+      <button type="button" onClick={refresh} disabled={sessions.loading}>
         Refresh attendance
       </button>
       <ProblemNotice error={sessions.error} action="load" onRetry={sessions.reload} />

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { type LocalRoomClient, RoomError, type RoomState } from "../room";
+import { isGuestPreset, type LocalRoomClient, RoomError, type RoomState } from "../room";
 
 type Phase =
   | { kind: "entering" }
@@ -21,12 +21,14 @@ interface Props {
   explainExit: (kind: "removed" | "ended") => Promise<Exit>;
   /** Join again through the API (a fresh token), before entering again. */
   rejoin: () => Promise<unknown>;
+  /** Told each time the room shows the caller present (in the call, past any waiting room). */
+  onPresent?: () => void;
 }
 
 const POLL_MS = 1000;
 
 /** The stand-in's room: enter, watch who is there (and, for hosts, who waits), leave. */
-export function LocalRoom({ client, token, explainExit, rejoin }: Props) {
+export function LocalRoom({ client, token, explainExit, rejoin, onPresent }: Props) {
   const [room, setRoom] = useState<RoomState>();
   const [phase, setPhase] = useState<Phase>({ kind: "entering" });
   const [unreachable, setUnreachable] = useState(false);
@@ -63,11 +65,12 @@ export function LocalRoom({ client, token, explainExit, rejoin }: Props) {
       setRoom(state);
       const mine = state.me.state;
       present.current = mine === "present" || mine === "waiting";
+      if (mine === "present") onPresent?.();
       if (mine === "removed" || mine === "ended") setPhase({ kind: "out", ...(await explainExit(mine)) });
       else if (mine === "left") setPhase({ kind: "left" });
       else setPhase({ kind: "in" });
     },
-    [explainExit],
+    [explainExit, onPresent],
   );
 
   const enter = useCallback(async () => {
@@ -176,6 +179,7 @@ export function LocalRoom({ client, token, explainExit, rejoin }: Props) {
           {room.present.map((person) => (
             <li key={person.participantId}>
               {person.name}
+              {isGuestPreset(person.preset) ? " (guest)" : ""}
               {person.participantId === room.me.participantId ? " (you)" : ""}
             </li>
           ))}

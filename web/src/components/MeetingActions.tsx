@@ -12,11 +12,13 @@ type Asking = "cancel" | "end" | "decline" | null;
 interface Props {
   meeting: Meeting;
   onChanged: () => void;
+  /** The session was ended: the meeting turns from live a moment later. */
+  onEnded: () => void;
   onDeclined: () => void;
 }
 
 /** Join (or ask to join), and what the caller's role lets them do to the whole meeting. */
-export function MeetingActions({ meeting, onChanged, onDeclined }: Props) {
+export function MeetingActions({ meeting, onChanged, onEnded, onDeclined }: Props) {
   const { api } = useServices();
   const [asking, setAsking] = useState<Asking>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -24,6 +26,8 @@ export function MeetingActions({ meeting, onChanged, onDeclined }: Props) {
   const acting = useAction();
   const role = meeting.myRole;
   const open = meeting.status !== "cancelled";
+  // Whoever sees a cancelled meeting (owner, host, anyone) is told why there is nothing to do in it.
+  const notice = done ?? (open ? null : "The meeting is cancelled.");
 
   const act = async (action: Exclude<Asking, null>) => {
     const work = {
@@ -41,7 +45,8 @@ export function MeetingActions({ meeting, onChanged, onDeclined }: Props) {
     if (!succeeded) return;
     if (action === "decline") return onDeclined();
     setDone(action === "end" ? "The session is ending for everyone." : "The meeting is cancelled.");
-    onChanged();
+    if (action === "end") onEnded();
+    else onChanged();
   };
 
   return (
@@ -73,9 +78,9 @@ export function MeetingActions({ meeting, onChanged, onDeclined }: Props) {
           </button>
         )}
       </div>
-      {done && (
+      {notice && (
         <p role="status" className="notice">
-          {done}
+          {notice}
         </p>
       )}
       <ProblemNotice

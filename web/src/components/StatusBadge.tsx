@@ -3,7 +3,8 @@ import type { Meeting } from "../api/types";
 const LABELS: Record<Meeting["status"], string> = {
   scheduled: "Scheduled",
   live: "Live now",
-  ended: "Ended",
+  // Not the end of the meeting: joining again starts a new session.
+  ended: "Last session ended",
   cancelled: "Cancelled",
 };
 

@@ -1,4 +1,4 @@
-import { lazy, Suspense, useCallback, useMemo } from "react";
+import { lazy, Suspense, useCallback, useMemo, useState } from "react";
 import { ApiError } from "../api/client";
 import { type Exit, LocalRoom } from "../components/LocalRoom";
 import { ProblemNotice } from "../components/ProblemNotice";
@@ -37,17 +37,20 @@ export function CallScreen({ id }: { id: string }) {
     [api, id],
   );
 
+  // A guest asks to join until a host lets them in; from then on (and after leaving) it is a call like any.
+  const [admitted, setAdmitted] = useState(false);
+  const admit = useCallback(() => setAdmitted(true), []);
   const title = meeting.data?.title ?? "Meeting";
-  const guest = meeting.data?.myRole === "guest";
+  const asking = meeting.data?.myRole === "guest" && !admitted;
   return (
     <>
-      <ScreenHeading title={`${guest ? "Asking to join" : "Call"}: ${title}`} />
+      <ScreenHeading title={`${asking ? "Asking to join" : "Call"}: ${title}`} />
       <p>
         <Link href={paths.meeting(id)}>Back to the meeting</Link>
       </p>
       {!join && !error && <p role="status">Joining…</p>}
       <ProblemNotice error={error} action="join" onRetry={() => void rejoin()} />
-      {join && room && <LocalRoom client={room} token={token} explainExit={explainExit} rejoin={rejoin} />}
+      {join && room && <LocalRoom client={room} token={token} explainExit={explainExit} rejoin={rejoin} onPresent={admit} />}
       {join && !room && (
         <Suspense fallback={<p role="status">Loading the call…</p>}>
           <ProviderCall join={join} />

@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useRef, useState } from "react";
 import { AttendanceSection } from "../components/AttendanceSection";
 import { InviteSection } from "../components/InviteSection";
 import { MeetingActions } from "../components/MeetingActions";
@@ -10,10 +10,20 @@ import { useLoad } from "../load";
 import { isOrganizer } from "../roles";
 import { Link, paths } from "../router";
 import { useServices } from "../services";
+import { untilSettled } from "../settle";
+
+// After "End the session for everyone": about 15 s in all, for the provider's webhook to end the session.
+const ENDING_WAITS_MS = [500, 1000, 2000, 4000, 8000];
 
 export function MeetingScreen({ id }: { id: string }) {
   const { api } = useServices();
-  const meeting = useLoad(() => api.getMeeting(id), [api, id]);
+  // Set by ending a session: the next load asks until the meeting is no longer live.
+  const ending = useRef(false);
+  const meeting = useLoad(() => {
+    if (!ending.current) return api.getMeeting(id);
+    ending.current = false;
+    return untilSettled(() => api.getMeeting(id), (found) => found.status !== "live", ENDING_WAITS_MS);
+  }, [api, id]);
   const [declined, setDeclined] = useState(false);
 
   if (declined) {
@@ -44,11 +54,19 @@ export function MeetingScreen({ id }: { id: string }) {
     <>
       <ScreenHeading title={current.title} />
       <MeetingDetails meeting={current} />
-      <MeetingActions meeting={current} onChanged={meeting.reload} onDeclined={() => setDeclined(true)} />
+      <MeetingActions
+        meeting={current}
+        onChanged={meeting.reload}
+        onEnded={() => {
+          ending.current = true;
+          meeting.reload();
+        }}
+        onDeclined={() => setDeclined(true)}
+      />
       {isOrganizer(current.myRole) && (
         <>
           <InviteSection meeting={current} />
-          <AttendanceSection meetingId={current.id} />
+          <AttendanceSection meetingId={current.id} onRefresh={meeting.reload} />
           <RecordingsSection meetingId={current.id} />
         </>
       )}
