@@ -243,28 +243,48 @@ def queued_deliveries(stack: Stack) -> dict[str, str]:
     return take_deliveries(stack.storage.server.connection_string, stack.app.prefix + schema.WEBHOOK_QUEUE)
 
 
-def run_jobs(ctx: Context, connection_string: str) -> int:
-    """Run what the jobs queue holds here, as its consumer would (the app's consumers are paused): the
-    follow-up a status change queued clears its marker, as it does within seconds in a deployment. How many."""
+# As function_app.py wires them (it is not imported here: it reads the settings of a deployment).
+JOB_HANDLERS = {
+    jobs.Kind.FOLLOW_UP: followups.run_job,
+    jobs.Kind.CLOSE_ACCOUNT: accounts.close_job,
+    jobs.Kind.COPY_RECORDING: recordings.copy_job,
+}
+
+
+def take_jobs(ctx: Context, connection_string: str) -> list[str]:
+    """Take every message off the jobs queue (its consumer paused), in the order queued."""
     name = ctx.storage.queue_name(schema.JOBS_QUEUE)
-    # As function_app.py wires them (it is not imported here: it reads the settings of a deployment).
-    handlers = {
-        jobs.Kind.FOLLOW_UP: followups.run_job,
-        jobs.Kind.CLOSE_ACCOUNT: accounts.close_job,
-        jobs.Kind.COPY_RECORDING: recordings.copy_job,
-    }
-    done = 0
+    found = []
     with QueueClient.from_connection_string(
         connection_string, name, message_decode_policy=TextBase64DecodePolicy()
     ) as queue:
         while True:
             batch = list(queue.receive_messages(messages_per_page=32, visibility_timeout=300, max_messages=32))
             if not batch:
-                return done
+                return found
             for message in batch:
-                jobs.run(ctx, message.content, handlers)
+                found.append(message.content)
                 queue.delete_message(message)
-                done += 1
+
+
+def kind_of(text: str) -> str:
+    return json.loads(text)["kind"]
+
+
+def run_each(ctx: Context, queued: list[str]) -> None:
+    for text in queued:
+        jobs.run(ctx, text, JOB_HANDLERS)
+
+
+def run_jobs(ctx: Context, connection_string: str) -> int:
+    """Run what the jobs queue holds here, as its consumer would (the app's consumers are paused), and what
+    those jobs queue in turn: the follow-up a status change queued clears its marker, as it does within
+    seconds in a deployment. How many."""
+    done = 0
+    while queued := take_jobs(ctx, connection_string):
+        run_each(ctx, queued)
+        done += len(queued)
+    return done
 
 
 def take_deliveries(connection_string: str, name: str) -> dict[str, str]:
@@ -351,9 +371,17 @@ def per_operation(stack: Stack, samples: int) -> Sequential:
             message = queued_deliveries(stack)[delivery.key]
             recorder.timed("webhook apply", lambda message=message: apply.run(stack.ctx, message))
             by_event[event].append(recorder.samples["webhook apply"][-1])
-            follow_up = Recorder(app)
-            if follow_up.timed("status follow-up", lambda: run_jobs(stack.ctx, stack.storage.server.connection_string)):
+            queued = take_jobs(stack.ctx, stack.storage.server.connection_string)
+            follow_ups = [text for text in queued if kind_of(text) == jobs.Kind.FOLLOW_UP]
+            if follow_ups:
+                follow_up = Recorder(app)
+                follow_up.timed("status follow-up", lambda follow_ups=follow_ups: run_each(stack.ctx, follow_ups))
                 recorder.samples["status follow-up"] += follow_up.samples["status follow-up"]
+            # The copy an UPLOADED recording owes is no status follow-up: run uncounted (the bench's link is no
+            # real file, so the copy ends `gone` after one provider call; tests/api/test_recordings.py counts a
+            # real copy's requests).
+            run_each(stack.ctx, [text for text in queued if kind_of(text) != jobs.Kind.FOLLOW_UP])
+            run_jobs(stack.ctx, stack.storage.server.connection_string)
             # The provider sends the same body again (our answer was lost): recognised, and not queued, as applied.
             recorder.deliver("webhook repeat", delivery)
         for n in told:
