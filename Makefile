@@ -50,8 +50,13 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Most of the suite in one worker per core (each with its own Azurite and app), a file to a worker; then the
+# browser tests (timed by a person's patience, not a machine's) and the convergence tests (their own workers).
+SERIAL_TESTS := tests/browser tests/convergence
+
 test: setup lint web-check
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS))
+	$(PY) -m pytest $(SERIAL_TESTS)
 
 # The model-based convergence test, long (README "Convergence under failure"); failures are shrunk.
 MODEL_MINUTES ?= 10
