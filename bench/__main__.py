@@ -12,6 +12,8 @@ import os
 import signal
 import statistics
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from bench import imports, workload
@@ -168,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     # Settings complete and storage on a closed port: importing function_app reads settings, connects nowhere.
     closed = azurite.connection_string(1, 1, 1)
     environment = {**os.environ, **values(AzureWebJobsStorage=closed), "PYTHONDONTWRITEBYTECODE": "1"}
-    results["importTime"] = imports.measure(environment, args.import_runs, ROOT / "requirements.txt")
+    with tempfile.TemporaryDirectory() as scratch:
+        package = imports.package(ROOT, Path(scratch))
+        results["importTime"] = imports.measure(environment, args.import_runs, ROOT / "requirements.txt", package)
     print("starting the stack ...", flush=True)
     try:
         with workload.stack() as stack:

@@ -3,7 +3,9 @@
 Each figure is the median of fresh processes run with `python -X importtime`, the variants interleaved
 so that a noisy moment hurts all of them alike:
 
-- app: `import function_app` (which also reads the settings and builds the clients, as at start-up);
+- app: `import function_app` (which also reads the settings and builds the clients, as at start-up), from a
+  copy of the deployment package: `function_app.py` and `shared/` compiled as azd's prepackage hook compiles
+  them (infra/scripts/prepackage-api.sh), since the libraries too come compiled by their install;
 - libraries: a process importing exactly the third-party modules that importing `function_app` loads
   (found by listing, in another fresh process, every loaded module that lives in site-packages), so
   their difference is what our own code adds, including any standard-library module only we import;
@@ -19,7 +21,9 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,9 +55,9 @@ print(round((time.perf_counter() - started) * 1000, 1))
 """
 
 
-def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _run(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-X", "importtime", "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
     )
     if done.returncode != 0:
         raise RuntimeError(f"import measurement failed:\n{done.stderr[-2000:]}")
@@ -94,8 +98,24 @@ def required_packages(requirements: Path) -> list[str]:
     return names
 
 
-def measure(env: dict[str, str], runs: int, requirements: Path) -> dict[str, Any]:
-    listed = _run(_LIST_LOADED, env)
+def package(root: Path, into: Path) -> Path:
+    """What the function app's deployment holds of our code, compiled by the prepackage hook's own script."""
+    shutil.copytree(root / "shared", into / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "function_app.py", into)
+    (into / "infra" / "modules").mkdir(parents=True)
+    shutil.copy(root / "infra" / "modules" / "functionapp.bicep", into / "infra" / "modules")
+    shutil.copytree(root / "infra" / "scripts", into / "infra" / "scripts")
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    subprocess.run(
+        [shutil.which("bash") or "/bin/bash", str(into / "infra" / "scripts" / "prepackage-api.sh")],
+        env={**os.environ, "PATH": path},
+        check=True,
+    )
+    return into
+
+
+def measure(env: dict[str, str], runs: int, requirements: Path, package: Path) -> dict[str, Any]:
+    listed = _run(_LIST_LOADED, env, package)
     libraries = json.loads(listed.stdout)
     program = "\n".join(f"import {name}" for name in libraries)
     loaded = {_package(name) for name in libraries}
@@ -110,19 +130,19 @@ def measure(env: dict[str, str], runs: int, requirements: Path) -> dict[str, Any
     otel_configure_ms: list[float] = []
     own_self_times: dict[str, list[int]] = {}
     for _ in range(runs):
-        app_run = _run("import function_app", env)
+        app_run = _run("import function_app", env, package)
         app_ms.append(_cumulative(app_run.stderr, {"function_app"}) / 1000)
-        library_run = _run(program, env)
+        library_run = _run(program, env, package)
         library_ms.append(_cumulative(library_run.stderr, set(libraries)) / 1000)
         for name in deferred:
-            deferred_run = _run(f"import function_app\nimport {name}", env)
+            deferred_run = _run(f"import function_app\nimport {name}", env, package)
             deferred_ms[name].append(_cumulative(deferred_run.stderr, {name}) / 1000)
         library_modules = _self_times(library_run.stderr)
         for name, micros in _self_times(app_run.stderr).items():
             if name not in library_modules:
                 own_self_times.setdefault(name, []).append(micros)
         if otel:
-            otel_run = _run(_OTEL, otel_env)
+            otel_run = _run(_OTEL, otel_env, package)
             otel_import_ms.append(_cumulative(otel_run.stderr, {"azure.monitor.opentelemetry"}) / 1000)
             otel_configure_ms.append(float(otel_run.stdout.strip().splitlines()[-1]))
     app, libs = statistics.median(app_ms), statistics.median(library_ms)

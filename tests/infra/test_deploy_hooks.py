@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -229,20 +230,97 @@ def test_predeploy_without_a_build_says_so(tmp_path: Path):
     assert "does not exist: the SPA was not built (npm run build in web/)" in result.stderr
 
 
+# --- prepackage of the api service -------------------------------------------------------------------
+
+
+def _package(tmp_path: Path) -> Path:
+    """A copy of what the hook compiles and reads, laid out as in the repository."""
+    root = tmp_path / "package"
+    shutil.copytree(REPO_ROOT / "shared", root / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO_ROOT / "function_app.py", root)
+    (root / "infra" / "modules").mkdir(parents=True)
+    shutil.copy(INFRA / "modules" / "functionapp.bicep", root / "infra" / "modules")
+    shutil.copytree(SCRIPTS, root / "infra" / "scripts")
+    return root
+
+
+def _prepackage(root: Path, path: str) -> subprocess.CompletedProcess[str]:
+    """The copy's own hook, which compiles the package it lies in."""
+    return subprocess.run(
+        [shutil.which("bash"), str(root / "infra" / "scripts" / "prepackage-api.sh")],
+        env={"PATH": path},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _loaded_from_cache(root: Path, module: str) -> bool:
+    """Whether a fresh Python importing `module` in `root` runs its compiled file (`-v` names where code comes from)."""
+    done = subprocess.run(
+        [sys.executable, "-v", "-c", f"import {module}"],
+        cwd=root,
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    compiled = importlib.util.cache_from_source(str(root / Path(*module.split(".")).with_suffix(".py")))
+    return f"# code object from '{compiled}'" in done.stderr
+
+
+def test_prepackage_compiles_our_modules_so_a_cold_start_from_the_package_compiles_none(tmp_path: Path):
+    root = _package(tmp_path)
+    done = _prepackage(root, f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    assert done.returncode == 0, done.stderr
+    assert "compiled for Python 3.11" in done.stdout
+    sources = [*sorted((root / "shared").rglob("*.py")), root / "function_app.py"]
+    for source in sources:
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        assert compiled.is_file(), source
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        assert flags == 0b11, f"{compiled}: not checked-hash"  # hash-based, checked against the source
+    assert _loaded_from_cache(root, "shared.schema")
+    # A source changed after packaging is never run from its stale compiled file.
+    schema = root / "shared" / "schema.py"
+    schema.write_text(schema.read_text(encoding="utf-8") + "\nCHANGED_AFTER_PACKAGING = True\n", encoding="utf-8")
+    assert not _loaded_from_cache(root, "shared.schema")
+
+
+def test_prepackage_without_the_runtime_s_python_says_so_and_compiles_nothing(tmp_path: Path):
+    root = _package(tmp_path)
+    other = tmp_path / "bin"  # a PATH with another Python only
+    other.mkdir()
+    for tool in ("dirname", "sed", "head"):
+        (other / tool).symlink_to(shutil.which(tool, path="/usr/bin:/bin"))
+    (other / "python3").write_text("#!/bin/sh\necho 3.12\n", encoding="utf-8")
+    (other / "python3").chmod(0o755)
+    done = _prepackage(root, str(other))
+    assert done.returncode == 0, done.stderr
+    assert "no Python 3.11 on the PATH (found 3.12)" in done.stdout
+    assert not list(root.rglob("*.pyc"))
+
+
 # --- azure.yaml --------------------------------------------------------------------------------------
 
 
 def test_azure_yaml_deploys_both_services_and_runs_every_hook():
     config = yaml.safe_load((REPO_ROOT / "azure.yaml").read_text(encoding="utf-8"))
     assert config["requiredVersions"]["azd"] == ">= 1.17.0"
-    assert config["services"]["api"] == {"project": ".", "language": "python", "host": "function"}
+    api = config["services"]["api"]
+    assert (api["project"], api["language"], api["host"]) == (".", "python", "function")
+    assert api["hooks"]["prepackage"]["posix"]["run"] == "bash ./infra/scripts/prepackage-api.sh"
+    assert api["hooks"]["prepackage"]["posix"]["continueOnError"] is False
     web = config["services"]["web"]
     assert (web["project"], web["language"], web["host"], web["dist"]) == ("web", "js", "staticwebapp", "dist")
     assert web["hooks"]["predeploy"]["posix"]["run"] == "bash ../infra/scripts/predeploy-web.sh"
     for hook, script in (("preprovision", "preprovision.sh"), ("postprovision", "postprovision.sh")):
         step = config["hooks"][hook]["posix"]
         assert step["run"] == f"bash ./infra/scripts/{script}" and step["continueOnError"] is False
-    for script in ("preprovision.sh", "postprovision.sh", "predeploy-web.sh"):
+    for script in ("preprovision.sh", "postprovision.sh", "predeploy-web.sh", "prepackage-api.sh"):
         assert os.access(SCRIPTS / script, os.X_OK), script
 
 
