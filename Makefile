@@ -50,13 +50,16 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Most of the suite in one worker per core (each with its own Azurite and app), a file to a worker; then the
-# browser tests (timed by a person's patience, not a machine's) and the convergence tests (their own workers).
-SERIAL_TESTS := tests/browser tests/convergence
-
+# Most of the suite waits on sockets and timers, not on the CPU: it runs in one worker per core (each with its
+# own Azurite and app, a file to a worker) while the convergence tests run beside it in their own workers
+# (their report follows); then the browser tests, alone, since they wait the way a person does.
 test: setup lint web-check
-	$(PY) -m pytest -n auto --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS))
-	$(PY) -m pytest $(SERIAL_TESTS)
+	mkdir -p .local
+	$(PY) -m pytest tests/convergence >.local/convergence.log 2>&1 & convergence=$$!; \
+	$(PY) -m pytest -n auto --dist loadfile --ignore=tests/convergence --ignore=tests/browser; rest=$$?; \
+	wait $$convergence; converged=$$?; echo "tests/convergence:"; cat .local/convergence.log; \
+	[ $$rest -eq 0 ] && [ $$converged -eq 0 ]
+	$(PY) -m pytest tests/browser
 
 # The model-based convergence test, long (README "Convergence under failure"); failures are shrunk.
 MODEL_MINUTES ?= 10

@@ -169,7 +169,14 @@ class Counts:
 
     def tables(self) -> int:
         grown = self._app.storage.tables.snapshot() - self._tables
-        return sum(count for (_, path), count in grown.items() if not any(t in path for t in BACKGROUND_TABLES))
+        return sum(count for (_, path), count in grown.items() if self._ours(path))
+
+    def _ours(self, path: str) -> bool:
+        """This app's requests: its own tables (another app on the same Azurite works on its own), batches and
+        table creation (which name no table in the path), never its background refresh of tombstones."""
+        if any(table in path for table in BACKGROUND_TABLES):
+            return False
+        return f"/{self._app.prefix}" in path or path.endswith(("/$batch", "/Tables"))
 
     def queue_puts(self) -> int:
         grown = self._app.storage.queues.snapshot() - self._queues

@@ -51,7 +51,8 @@ def test_oversized_writes_are_refused_before_they_reach_storage(storage, storage
             [("create", {"PartitionKey": "p", "RowKey": f"r{i}", "text": "x" * 30000}) for i in range(2)]
             + [("create", {"PartitionKey": "p", "RowKey": "big", "text": "y" * 40000})]
         )
-    assert storage.tables.total() == 0
+    # Only this test's table and batches: apps of other tests may be at work on the same Azurite.
+    assert sum(n for (_, path), n in storage.tables.snapshot().items() if "Limits" in path or "$batch" in path) == 0
     table.create_entity({"PartitionKey": "p", "RowKey": "ok", "blob": EntityProperty(b"x" * 65536, EdmType.BINARY)})
     assert len(table.get_entity("p", "ok")["blob"]) == 65536
 
