@@ -59,6 +59,44 @@ def test_a_join_retried_while_a_timed_out_add_is_still_landing_leaves_one_partic
     assert world.divergences() == []
 
 
+def test_a_late_add_landing_after_the_adopting_joins_follow_up_looked_is_removed(world: World) -> None:
+    # The adopting join's follow-up runs at once, before the add given up on lands: it waits for the lease, and
+    # its look once the lease ended must list the provider again (a point get of our participant misses the
+    # second one).
+    olga, ann = world.person("olga"), world.person("ann")
+    meeting_id = world.create(world.ctx, olga, {"title": "Slow", "invitees": [{"email": ann.emails[0]}]}).body["id"]
+    world.rig.provider.add_fault(method="POST", path="/participants$", delay=2.0, apply=True, times=1)
+    assert world.join(world.ctx, ann, meeting_id).status == 504  # gave up; the add lands later
+    joined = world.join(world.ctx, ann, meeting_id)
+    assert joined.status == 200
+    world.drain(world.ctx)  # its follow-up looks at once: nothing landed yet, so it waits for the lease
+    time.sleep(2.2)  # the first add lands
+    world.converge()
+    assert world.divergences() == []
+    held = world.rig.provider.snapshot("dyte")[world.meeting_row(meeting_id)["providerMeetingId"]]
+    assert [p["id"] for p in held["participants"]] == [joined.body["participantId"]]
+
+
+def test_an_invitee_who_declines_within_the_lease_and_is_invited_again_joins_at_once(world: World, monkeypatch) -> None:
+    # The adopting join kept the uncertain claim's lease; a decline's follow-up removes the participant, and the
+    # row must not then read as a claim in flight: the next join would wait for it (and answer 503).
+    from shared import joins
+
+    monkeypatch.setattr(joins, "WAIT_FOR_CLAIM_SECONDS", 1.0)  # the outcome is the same after 15 s
+    olga, ann = world.person("olga"), world.person("ann")
+    meeting_id = world.create(world.ctx, olga, {"title": "Slow", "invitees": [{"email": ann.emails[0]}]}).body["id"]
+    world.rig.provider.add_fault(method="POST", path="/participants$", delay=2.0, apply=True, times=1)
+    assert world.join(world.ctx, ann, meeting_id).status == 504  # gave up; the add lands later
+    assert world.join(world.ctx, ann, meeting_id).status == 200  # adopts nothing yet, adds; the lease stays
+    assert world.decline(world.ctx, ann, meeting_id).status == 204  # its follow-up removes the participant
+    assert world.invite(world.ctx, olga, meeting_id, [{"email": ann.emails[0]}]).ok
+    joined = world.join(world.ctx, ann, meeting_id)
+    assert joined.status == 200, joined
+    time.sleep(2.2)  # the first add lands
+    world.converge()
+    assert world.divergences() == []
+
+
 @pytest.mark.xfail(
     strict=True,
     reason=(
