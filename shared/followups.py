@@ -394,7 +394,7 @@ def _provider(ctx: Context, meeting: Meeting, rows: Rows, inline: bool, updates:
     for participant in checks:
         role = standing(ctx, meeting, rows, participant)
         found: list[ProviderParticipant]
-        if participant.participant_id and not participant.uncertain and not participant.duplicates_may_land(now):
+        if participant.participant_id and not participant.uncertain and not participant.duplicates_unchecked():
             one = client.get_participant(meeting.provider_meeting_id, participant.participant_id)
             found = [one] if one is not None else []
         else:
@@ -411,7 +411,7 @@ def _provider(ctx: Context, meeting: Meeting, rows: Rows, inline: bool, updates:
         _owe_kicks(ctx, meeting, rows, changing)
     for participant, role, found in standings:
         owed = participant.user_id in rows.kick_marks or participant.user_id in changing
-        _settle_participant(ctx, meeting, participant, role, found, client, is_live, owed, updates)
+        _settle_participant(ctx, meeting, participant, role, found, client, is_live, owed, updates, now)
         if (role is None and participant.adding(now)) or participant.duplicates_may_land(now):
             # A join is adding them, or gave up on an add the provider may still apply: what it adds must go
             # too (they may not join again to adopt it, or it would be their second participant).
@@ -451,19 +451,27 @@ def _settle_participant(
     is_live: Any,
     kick_owed: bool,
     updates: Updates,
+    now: datetime,
 ) -> None:
+    """`found`: the provider's participants for this user, as read at `now` or after it."""
     pmid = meeting.provider_meeting_id
-    now = ctx.clock()
     in_flight = participant.adding(now)
+    # Listed once the kept lease ended: no add given up on can land any more, a point get will do from now on.
+    checked = {"claimUntil": ""} if participant.duplicates_unchecked() and participant.claim_expired(now) else {}
     if role is None:
         if found and is_live():
             client.kick(pmid, custom_participant_ids=[participant.custom_participant_id])
         for stale in found:
             client.delete_participant(pmid, stale.id)
         if participant.participant_id or participant.token or participant.preset:
-            updates.append(_participant_patch(participant, participantId="", token="", tokenAt="", preset=""))
+            # A kept lease goes too: this row is no join's claim (the next join would wait for it), and with no
+            # participant id the follow-up that waits for that lease lists the provider anyway.
+            lease = {"claimUntil": ""} if participant.participant_id else {}
+            updates.append(_participant_patch(participant, participantId="", token="", tokenAt="", preset="", **lease))
         return
     if not found:
+        if checked:
+            updates.append(_participant_patch(participant, **checked))
         return  # nothing at the provider: their next join adds them with the right preset
     keep = _kept(participant, found)
     for duplicate in found:
@@ -483,6 +491,7 @@ def _settle_participant(
         patch["uncertain"] = False
     if participant.participant_id != keep.id and not in_flight:
         patch.update(participantId=keep.id, uncertain=False, claimUntil="")  # adopted
+    patch.update(checked)
     if patch:
         updates.append(_participant_patch(participant, **patch))
 

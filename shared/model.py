@@ -307,6 +307,11 @@ class Participant:
         claim keeps that claim's lease, which covers the add that was given up on."""
         return bool(self.participant_id) and not self.claim_expired(now)
 
+    def duplicates_unchecked(self) -> bool:
+        """Whether that lease is still kept: no follow-up has listed the provider since it ended (one that looked
+        while it ran may have come too early, and a point get of this participant would miss a second one)."""
+        return bool(self.participant_id) and self.claim_until is not None
+
     def replace(self, **changes: Any) -> Participant:
         return dataclasses.replace(self, **changes)
 

@@ -7,12 +7,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 want=$(sed -n "s/^ *version: '\(3\.[0-9][0-9]*\)'.*/\1/p" infra/modules/functionapp.bicep | head -n 1)
-python=$(command -v "python$want" || command -v python3)
-have=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-if [ "$have" != "$want" ]; then
-  echo "prepackage: no Python $want on the PATH (found $have), so the package goes without compiled modules;" \
-    "the app then compiles them at each cold start"
+# A candidate that is missing or fails (a pyenv shim for a version not selected here) is no Python: with none of
+# the runtime's version the package goes without compiled modules, and azd goes on.
+python="" found=""
+for candidate in "python$want" python3; do
+  have=$("$candidate" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || continue
+  if [ "$have" = "$want" ]; then
+    python=$candidate
+    break
+  fi
+  found=$have
+done
+if [ -z "$python" ]; then
+  echo "prepackage: no Python $want on the PATH (found ${found:-none}), so the package goes without compiled" \
+    "modules; the app then compiles them at each cold start"
   exit 0
 fi
-"$python" -m compileall -q --invalidation-mode checked-hash function_app.py shared
+# -f: compileall keeps a pyc whose header matches the source's time, i.e. the timestamp pycs the developer's own
+# runs wrote (.funcignore ships __pycache__): only the ones written here are checked-hash.
+"$python" -m compileall -q -f --invalidation-mode checked-hash function_app.py shared
 echo "prepackage: function_app.py and shared/ compiled for Python $want (checked-hash)"

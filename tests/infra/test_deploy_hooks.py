@@ -304,6 +304,58 @@ def test_prepackage_without_the_runtime_s_python_says_so_and_compiles_nothing(tm
     assert not list(root.rglob("*.pyc"))
 
 
+def test_prepackage_over_a_dev_tree_s_timestamp_pycs_ships_checked_hash_ones(tmp_path: Path):
+    # A developer's tree holds the timestamp pycs its own runs wrote (now shipped, .funcignore keeps __pycache__).
+    # compileall skips a source whose timestamp pyc matches its time: the package would ship those, which a zip's
+    # times (2 s steps) make stale in Azure, and which a source changed within its second would run stale.
+    root = _package(tmp_path)
+    subprocess.run(
+        [sys.executable, "-c", "import function_app, shared.schema"],
+        cwd=root,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        timeout=60,
+        check=False,  # function_app needs the libraries of the venv; its pyc is written before it runs
+    )
+    written = Path(importlib.util.cache_from_source(str(root / "shared" / "schema.py")))
+    assert int.from_bytes(written.read_bytes()[4:8], "little") == 0  # the dev run's: a timestamp pyc
+    done = _prepackage(root, f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    assert done.returncode == 0, done.stderr
+    for source in [*sorted((root / "shared").rglob("*.py")), root / "function_app.py"]:
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        assert int.from_bytes(compiled.read_bytes()[4:8], "little") == 0b11, f"{compiled}: not checked-hash"
+
+
+def test_prepackage_with_a_broken_python_of_the_runtime_s_version_says_so_and_compiles_nothing(tmp_path: Path):
+    # pyenv's shim for a version the current directory does not select, a dangling link: on the PATH, yet it
+    # fails. The hook must fall back as when there is none, not stop azd (set -e on the failing substitution).
+    root = _package(tmp_path)
+    other = tmp_path / "bin"
+    other.mkdir()
+    for tool in ("dirname", "sed", "head"):
+        (other / tool).symlink_to(shutil.which(tool, path="/usr/bin:/bin"))
+    (other / "python3.11").write_text("#!/bin/sh\necho 'pyenv: python3.11: command not found' >&2\nexit 127\n")
+    (other / "python3.11").chmod(0o755)
+    (other / "python3").write_text("#!/bin/sh\necho 3.12\n", encoding="utf-8")
+    (other / "python3").chmod(0o755)
+    done = _prepackage(root, str(other))
+    assert done.returncode == 0, done.stderr
+    assert "no Python 3.11 on the PATH (found 3.12)" in done.stdout
+    assert not list(root.rglob("*.pyc"))
+
+
+def test_prepackage_without_any_python_says_so_and_compiles_nothing(tmp_path: Path):
+    root = _package(tmp_path)
+    other = tmp_path / "bin"
+    other.mkdir()
+    for tool in ("dirname", "sed", "head"):
+        (other / tool).symlink_to(shutil.which(tool, path="/usr/bin:/bin"))
+    done = _prepackage(root, str(other))
+    assert done.returncode == 0, done.stderr
+    assert "no Python 3.11 on the PATH" in done.stdout
+    assert not list(root.rglob("*.pyc"))
+
+
 # --- azure.yaml --------------------------------------------------------------------------------------
 
 
