@@ -5,7 +5,9 @@ The first join claims it with a conditional insert, so concurrent joins on any n
 one provider participant; the others wait for the claim to finish and reuse its fresh token. An add that
 may have reached the provider without our knowing (a timeout, a 5xx, a broken connection) leaves the claim
 `uncertain`, as does a claim taken over (its holder died): the next join first looks the participant up at
-the provider and adopts it, so there is never a second participant for one user.
+the provider and adopts it, so there is never a second participant for one user. A claim is `held` while its
+join is adding: other joins wait for it, uncertain or not, and take over only once it gave up (or its lease
+ended), so two joins never add at once.
 
 The final write stores the participant and binds the invite (its first join with it) in one batch, so a
 join that fails binds nothing. It is guarded by the claim's ETag: a revocation, decline, role change or
@@ -184,11 +186,12 @@ def _claim(ctx: Context, caller: Caller, visible: Visible, preset: str, now: dat
         claim_until=now + CLAIM_LEASE,
         # Taking over a claim whose holder died: it may have added the participant before dying.
         uncertain=takeover is not None,
+        held=True,
         invite_ids=tuple(meetings.candidate_invite_ids(caller)),
     )
     batch = ctx.storage.batch(schema.MEETINGS, meeting.partition)
     if takeover is not None:
-        if not takeover.participant_id and not takeover.claim_expired(now) and not takeover.uncertain:
+        if takeover.claim_in_flight(now):
             return _wait_for_claim(ctx, caller, visible, preset)
         batch.update(claim.row(), takeover.etag)
     else:
@@ -227,7 +230,7 @@ def _wait_for_claim(ctx: Context, caller: Caller, visible: Visible, preset: str)
             raise _Changed from None  # the holder failed and released its claim: try in our turn
         if row.participant_id and row.token:
             return _Joined(_join_body(meeting, row.participant_id, row.token, visible.role, row.preset))
-        if row.uncertain or row.claim_expired(ctx.clock()):
+        if not row.claim_in_flight(ctx.clock()):
             # The holder gave up or died. Take over from a fresh read, never with the right read before: the
             # row may have moved because that right changed (a revocation whose follow-up removed us).
             raise _Changed
@@ -307,6 +310,7 @@ def _remember(
         # this one until it ends.
         claim_until=row.claim_until if row.uncertain or row.participant_id else None,
         uncertain=False,
+        held=False,
         invite_ids=tuple(meetings.candidate_invite_ids(caller)),
     )
     batch = ctx.storage.batch(schema.MEETINGS, row.partition)
@@ -383,7 +387,7 @@ def _mark_uncertain(ctx: Context, claim: Participant) -> None:
     try:
         ctx.storage.table(schema.MEETINGS).update_entity(
             # The lease stays: until it ends the add may still land, and a follow-up waits for it.
-            {"PartitionKey": claim.partition, "RowKey": claim.key, "uncertain": True},
+            {"PartitionKey": claim.partition, "RowKey": claim.key, "uncertain": True, "held": False},
             mode=UpdateMode.MERGE,
         )
     except Exception as error:  # the lease expires anyway; a takeover then looks the participant up

@@ -287,6 +287,7 @@ class Participant:
     token_at: datetime | None = None
     claim_until: datetime | None = None
     uncertain: bool = False  # an add may have reached the provider: look it up before adding again
+    held: bool = False  # a join holds the claim and is adding now (until it stores, releases or gives up)
     invite_ids: tuple[str, ...] = ()  # the invites addressed to the user's verified addresses at their last join
     etag: str | None = None
 
@@ -301,6 +302,11 @@ class Participant:
         """Whether an add of this claim may still land at the provider: until its lease ends, even once the
         join gave up on an answer (the provider may apply a request after our client stopped waiting)."""
         return not self.participant_id and not self.claim_expired(now)
+
+    def claim_in_flight(self, now: datetime) -> bool:
+        """Whether a join holds this claim and may still finish it: another join of the user waits for it. An
+        uncertain claim nobody holds (its join gave up) is taken over at once."""
+        return not self.participant_id and not self.claim_expired(now) and (self.held or not self.uncertain)
 
     def duplicates_may_land(self, now: datetime) -> bool:
         """Whether an earlier add may still land beside this participant: one added or adopted over an uncertain
@@ -329,6 +335,7 @@ class Participant:
             "tokenAt": times.stamp(self.token_at),
             "claimUntil": times.stamp(self.claim_until),
             "uncertain": self.uncertain,
+            "held": self.held,
             "inviteIds": ",".join(self.invite_ids),
         }
 
@@ -346,6 +353,7 @@ class Participant:
             token_at=times.from_stamp(row.get("tokenAt")),
             claim_until=times.from_stamp(row.get("claimUntil")),
             uncertain=bool(row.get("uncertain")),
+            held=bool(row.get("held")),
             invite_ids=tuple(filter(None, (row.get("inviteIds") or "").split(","))),
             etag=_etag(row),
         )

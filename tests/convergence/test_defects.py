@@ -98,18 +98,9 @@ def test_an_invitee_who_declines_within_the_lease_and_is_invited_again_joins_at_
     assert world.divergences() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "not fixed (older than D8): two joins of one user over an uncertain claim both take it over (a takeover "
-        "claim is itself uncertain, so the second never waits for the first) and both add; the one whose final "
-        "write then fails Stale upserts its own participant id blindly over the row the other committed "
-        "(shared/joins.py _remember, `unsure`), so the follow-up keeps that one and deletes the participant whose "
-        "token the other join handed out. The fix is a guarded write there (leave a committed participant be and "
-        "let the follow-up's listing remove the loser's) and a second takeover waiting for a live one"
-    ),
-)
 def test_two_joins_over_one_uncertain_claim_never_remove_the_participant_one_of_them_handed_out(world: World) -> None:
+    # Found by the last review: a takeover's claim is uncertain, so a second join took it over too and both
+    # added; now a held claim is waited for, uncertain or not.
     olga, ann = world.person("olga"), world.person("ann")
     meeting_id = world.create(world.ctx, olga, {"title": "Two tabs", "invitees": [{"email": ann.emails[0]}]}).body["id"]
     world.rig.provider.add_fault(method="POST", path="/participants$", delay=1.0, apply=False, times=1)
