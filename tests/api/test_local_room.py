@@ -27,7 +27,7 @@ def room(app, token: str, action: str) -> dict:
     return response.json()
 
 
-def eventually(check, what: str, timeout: float = 15.0):
+def eventually(check, what: str, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while not (value := check()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

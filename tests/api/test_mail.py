@@ -40,7 +40,7 @@ def mail_app(storage, provider, issuer, graph):
     running.stop()
 
 
-def wait_for(graph: GraphStandIn, address: str, count: int, timeout: float = 20.0) -> list[dict]:
+def wait_for(graph: GraphStandIn, address: str, count: int, timeout: float = 60.0) -> list[dict]:
     """The messages sent to `address`, once there are `count` of them."""
     deadline = time.monotonic() + timeout
     while True:

@@ -46,7 +46,7 @@ def switches(provider):
 # Helpers ------------------------------------------------------------------------------------------------
 
 
-def eventually(check, timeout: float = 20.0, what: str = "the condition"):
+def eventually(check, timeout: float = 60.0, what: str = "the condition"):
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -74,7 +74,7 @@ def pending(app, key: str) -> dict | None:
     return next(iter(rows), None)
 
 
-def eventually(check, timeout: float = 10.0, what: str = "the condition"):
+def eventually(check, timeout: float = 60.0, what: str = "the condition"):
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -44,7 +44,7 @@ class Recorder:
         with self._changed:
             return [data for call, data in self.calls if call == name]
 
-    def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def wait_for(self, name: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
         with self._changed:
             self._changed.wait_for(lambda: len(self.of(name)) >= count, timeout)
         calls = self.of(name)

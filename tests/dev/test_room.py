@@ -69,7 +69,7 @@ class Receiver:
     def events(self) -> list[dict]:
         return [json.loads(body) for _, body in self.received]
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[dict]:
         with self.arrived:
             assert self.arrived.wait_for(lambda: len(self.received) >= count, timeout), self.names()
         return self.events()
