@@ -50,13 +50,15 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Most of the suite waits on sockets and timers, not on the CPU: it runs in one worker per core (each with its
-# own Azurite and app, a file to a worker) while the convergence tests run beside it in their own workers
-# (their report follows); then the browser tests, alone, since they wait the way a person does.
+# Most of the suite waits on sockets and timers, not on the CPU: it runs in one worker more than the cores (each
+# with its own Azurite and app, a file to a worker) while the convergence tests run beside it in their own
+# workers (their report follows); then the browser tests, alone, since they wait the way a person does.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+
 test: setup lint web-check
 	mkdir -p .local
 	$(PY) -m pytest tests/convergence >.local/convergence.log 2>&1 & convergence=$$!; \
-	$(PY) -m pytest -n auto --dist loadfile --ignore=tests/convergence --ignore=tests/browser; rest=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/convergence --ignore=tests/browser; rest=$$?; \
 	wait $$convergence; converged=$$?; echo "tests/convergence:"; cat .local/convergence.log; \
 	[ $$rest -eq 0 ] && [ $$converged -eq 0 ]
 	$(PY) -m pytest tests/browser
