@@ -17,7 +17,7 @@ from dev.provider import participant_joined
 from tests import support
 
 
-def poll(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
+def poll(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.02) -> Any:
     """The predicate's first truthy value; TimeoutError at the deadline (not an AssertionError: the xfail markers
     here expect the defect's assertion, so a setup that never got there fails loudly)."""
     deadline = time.monotonic() + timeout
