@@ -98,13 +98,20 @@ def required_packages(requirements: Path) -> list[str]:
     return names
 
 
-def package(root: Path, into: Path) -> Path:
-    """What the function app's deployment holds of our code, compiled by the prepackage hook's own script."""
+def package_sources(root: Path, into: Path) -> Path:
+    """What the prepackage hook compiles and reads (our code, the runtime's version, the hook), laid out as in
+    the repository."""
     shutil.copytree(root / "shared", into / "shared", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(root / "function_app.py", into)
     (into / "infra" / "modules").mkdir(parents=True)
     shutil.copy(root / "infra" / "modules" / "functionapp.bicep", into / "infra" / "modules")
     shutil.copytree(root / "infra" / "scripts", into / "infra" / "scripts")
+    return into
+
+
+def package(root: Path, into: Path) -> Path:
+    """What the function app's deployment holds of our code, compiled by the prepackage hook's own script."""
+    package_sources(root, into)
     path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
     subprocess.run(
         [shutil.which("bash") or "/bin/bash", str(into / "infra" / "scripts" / "prepackage-api.sh")],

@@ -304,24 +304,24 @@ def _clear(ctx: Context, meeting_id: str, rows: Rows, updates: Updates, key: str
     deletes = [(schema.marker_key(meeting_id, mark), etag) for mark, etag in rows.markers.items()]
     operations = len(updates) + len(deletes)
     batch = Batch(table, partition)
+
+    def room() -> Batch:
+        """The batch to write to next: a full one commits and a new one starts."""
+        nonlocal batch
+        if len(batch) == BATCH_LIMIT:
+            batch.commit()
+            batch = Batch(table, partition)
+        return batch
+
     for entity, etag in updates:
-        if len(batch) == BATCH_LIMIT:
-            batch.commit()
-            batch = Batch(table, partition)
-        batch.update(entity, etag, merge=True)
+        room().update(entity, etag, merge=True)
     for row_key, etag in deletes:
-        if len(batch) == BATCH_LIMIT:
-            batch.commit()
-            batch = Batch(table, partition)
-        batch.delete(row_key, etag)
+        room().delete(row_key, etag)
     if rows.waiting:
         # The work is done but for adds that may still land: their users are marked again, for a later round.
         name = schema.PARTICIPANT_MARK + secrets.token_urlsafe(6)
         marker = {"RowKey": schema.marker_key(meeting_id, name), "markedAt": times.stamp(ctx.clock())}
-        if len(batch) == BATCH_LIMIT:
-            batch.commit()
-            batch = Batch(table, partition)
-        batch.upsert({"PartitionKey": partition, **marker, "ids": ",".join(sorted(rows.waiting))})
+        room().upsert({"PartitionKey": partition, **marker, "ids": ",".join(sorted(rows.waiting))})
     batch.commit()
     if rows.waiting:
         _look_again(ctx, meeting_id, key, max(rows.waiting.values()))

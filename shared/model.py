@@ -306,7 +306,7 @@ class Participant:
     def claim_in_flight(self, now: datetime) -> bool:
         """Whether a join holds this claim and may still finish it: another join of the user waits for it. An
         uncertain claim nobody holds (its join gave up) is taken over at once."""
-        return not self.participant_id and not self.claim_expired(now) and (self.held or not self.uncertain)
+        return self.adding(now) and (self.held or not self.uncertain)
 
     def duplicates_may_land(self, now: datetime) -> bool:
         """Whether an earlier add may still land beside this participant: one added or adopted over an uncertain

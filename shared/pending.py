@@ -83,36 +83,33 @@ def _table(ctx: Context) -> Any:
     return ctx.storage.table(schema.PENDING)
 
 
+def _entry(key: str, queue: str, message: dict[str, Any], due_at: datetime, **fields: Any) -> dict[str, Any]:
+    """An entry's row: the work's queue and message, when it is due, and what else the caller records."""
+    return {
+        "PartitionKey": schema.PENDING_PARTITION,
+        "RowKey": key,
+        "queue": queue,
+        "message": json.dumps(message, separators=(",", ":")),
+        "dueAt": times.stamp(due_at),
+        **fields,
+    }
+
+
 def announce(ctx: Context, key: str, queue: str, message: dict[str, Any], due_in: timedelta = GRACE) -> str:
     """Record work about to be owed (before the change that owes it commits); the entry's ETag.
 
     A merge: an entry already failing keeps its attempts and first failure, but becomes due again soon.
     """
     now = ctx.clock()
-    entity = {
-        "PartitionKey": schema.PENDING_PARTITION,
-        "RowKey": key,
-        "queue": queue,
-        "message": json.dumps(message, separators=(",", ":")),
-        "dueAt": times.stamp(now + due_in),
-        "createdAt": times.stamp(now),
-    }
+    entity = _entry(key, queue, message, now + due_in, createdAt=times.stamp(now))
     return _table(ctx).upsert_entity(entity, mode=UpdateMode.MERGE)["etag"]
 
 
 def keep(ctx: Context, key: str, queue: str, message: dict[str, Any]) -> None:
     """Work already queued gets its entry if it has none (an existing one keeps its schedule and attempts)."""
     now = ctx.clock()
-    entity = {
-        "PartitionKey": schema.PENDING_PARTITION,
-        "RowKey": key,
-        "queue": queue,
-        "message": json.dumps(message, separators=(",", ":")),
-        "dueAt": times.stamp(now + GRACE),
-        "createdAt": times.stamp(now),
-    }
     with contextlib.suppress(ResourceExistsError):
-        _table(ctx).create_entity(entity)
+        _table(ctx).create_entity(_entry(key, queue, message, now + GRACE, createdAt=times.stamp(now)))
 
 
 def get(ctx: Context, key: str) -> Entry | None:
@@ -150,17 +147,16 @@ def failed(ctx: Context, key: str, reason: str, queue: str, message: dict[str, A
     attempts = (entry.attempts if entry else 0) + 1
     first = entry.first_failed_at if entry and entry.first_failed_at else now
     delay = backoff(attempts)
-    patch = {
-        "PartitionKey": schema.PENDING_PARTITION,
-        "RowKey": key,
-        "queue": queue,
-        "message": json.dumps(message, separators=(",", ":")),
-        "createdAt": times.stamp(entry.created_at if entry and entry.created_at else now),
-        "attempts": attempts,
-        "firstFailedAt": times.stamp(first),
-        "lastError": reason[:200],
-        "dueAt": times.stamp(now + delay + GRACE),
-    }
+    patch = _entry(
+        key,
+        queue,
+        message,
+        now + delay + GRACE,
+        createdAt=times.stamp(entry.created_at if entry and entry.created_at else now),
+        attempts=attempts,
+        firstFailedAt=times.stamp(first),
+        lastError=reason[:200],
+    )
     # An upsert: work queued without an entry (the webhook applier's) gets one once it fails.
     _table(ctx).upsert_entity(patch, mode=UpdateMode.MERGE)
     retry = {"work": WORK.get(key[:2], "other"), "attempts": attempts, "retryInSeconds": round(delay.total_seconds())}
@@ -175,13 +171,7 @@ def failed(ctx: Context, key: str, reason: str, queue: str, message: dict[str, A
 def later(ctx: Context, key: str, until: datetime, queue: str, message: dict[str, Any]) -> None:
     """Work that is not failing but must look again at `until` (it waits on something that takes time): its
     entry is due then (the sweep's backstop, a grace later), attempts and first failure unchanged."""
-    entity = {
-        "PartitionKey": schema.PENDING_PARTITION,
-        "RowKey": key,
-        "queue": queue,
-        "message": json.dumps(message, separators=(",", ":")),
-        "dueAt": times.stamp(until + GRACE),
-    }
+    entity = _entry(key, queue, message, until + GRACE)
     try:
         _table(ctx).update_entity(entity, mode=UpdateMode.MERGE)
     except ResourceNotFoundError:  # work queued without an entry (the webhook applier's) gets one

@@ -47,13 +47,19 @@ def test_an_invitee_who_declines_an_organization_meeting_keeps_only_a_guests_pla
     assert [p["preset_name"] for p in held["participants"]] == [world.settings.presets_for("dyte")["guest"]]
 
 
-def test_a_join_retried_while_a_timed_out_add_is_still_landing_leaves_one_participant(world: World) -> None:
-    # Found as D8 (the late add became a second participant nobody removed): the adopting join keeps the
-    # uncertain claim's lease and marks a follow-up, which lists the provider again once the lease ends.
+def _first_join_timed_out(world: World):
+    """Olga's meeting, and Ann's first join to it given up (504) on an add the provider applies 2 s later."""
     olga, ann = world.person("olga"), world.person("ann")
     meeting_id = world.create(world.ctx, olga, {"title": "Slow", "invitees": [{"email": ann.emails[0]}]}).body["id"]
     world.rig.provider.add_fault(method="POST", path="/participants$", delay=2.0, apply=True, times=1)
     assert world.join(world.ctx, ann, meeting_id).status == 504  # gave up; the add lands later
+    return olga, ann, meeting_id
+
+
+def test_a_join_retried_while_a_timed_out_add_is_still_landing_leaves_one_participant(world: World) -> None:
+    # Found as D8 (the late add became a second participant nobody removed): the adopting join keeps the
+    # uncertain claim's lease and marks a follow-up, which lists the provider again once the lease ends.
+    _, ann, meeting_id = _first_join_timed_out(world)
     assert world.join(world.ctx, ann, meeting_id).status == 200  # the person tries again, at once
     time.sleep(2.2)  # the first add lands
     world.converge()
@@ -64,10 +70,7 @@ def test_a_late_add_landing_after_the_adopting_joins_follow_up_looked_is_removed
     # The adopting join's follow-up runs at once, before the add given up on lands: it waits for the lease, and
     # its look once the lease ended must list the provider again (a point get of our participant misses the
     # second one).
-    olga, ann = world.person("olga"), world.person("ann")
-    meeting_id = world.create(world.ctx, olga, {"title": "Slow", "invitees": [{"email": ann.emails[0]}]}).body["id"]
-    world.rig.provider.add_fault(method="POST", path="/participants$", delay=2.0, apply=True, times=1)
-    assert world.join(world.ctx, ann, meeting_id).status == 504  # gave up; the add lands later
+    _, ann, meeting_id = _first_join_timed_out(world)
     joined = world.join(world.ctx, ann, meeting_id)
     assert joined.status == 200
     world.drain(world.ctx)  # its follow-up looks at once: nothing landed yet, so it waits for the lease
@@ -84,10 +87,7 @@ def test_an_invitee_who_declines_within_the_lease_and_is_invited_again_joins_at_
     from shared import joins
 
     monkeypatch.setattr(joins, "WAIT_FOR_CLAIM_SECONDS", 1.0)  # the outcome is the same after 15 s
-    olga, ann = world.person("olga"), world.person("ann")
-    meeting_id = world.create(world.ctx, olga, {"title": "Slow", "invitees": [{"email": ann.emails[0]}]}).body["id"]
-    world.rig.provider.add_fault(method="POST", path="/participants$", delay=2.0, apply=True, times=1)
-    assert world.join(world.ctx, ann, meeting_id).status == 504  # gave up; the add lands later
+    olga, ann, meeting_id = _first_join_timed_out(world)
     assert world.join(world.ctx, ann, meeting_id).status == 200  # adopts nothing yet, adds; the lease stays
     assert world.decline(world.ctx, ann, meeting_id).status == 204  # its follow-up removes the participant
     assert world.invite(world.ctx, olga, meeting_id, [{"email": ann.emails[0]}]).ok

@@ -10,20 +10,9 @@ from __future__ import annotations
 import re
 import uuid
 
-import pytest
-
 from shared.schema import invite_id
 from tests.api.test_joins import participants
 from tests.api.test_meetings import provider_meeting
-from tests.hostile.tools import lossy_app
-
-
-@pytest.fixture(scope="module")
-def lossy(storage, provider, issuer):
-    app, proxy = lossy_app(storage, provider, issuer)
-    yield app, proxy
-    app.stop()
-    proxy.stop()
 
 
 def test_a_create_whose_commit_answer_is_lost_leaves_no_unjoinable_meeting(lossy):

@@ -15,7 +15,7 @@ from shared.schema import invite_id
 from tests.api.conftest import problem
 from tests.api.test_convergence import converge
 from tests.api.test_joins import participants
-from tests.hostile.tools import leftovers, lossy_app, poll, row, table
+from tests.hostile.tools import leftovers, poll, row, table
 
 
 def age_token(app, meeting, user_id: str) -> None:
@@ -56,14 +56,6 @@ def test_a_rejoin_racing_a_revocation_leaves_the_revoked_invitee_no_token(dyte_a
     if rejoined.status_code == 200:
         assert not app.provider.token_check(rejoined.json()["authToken"])["valid"], "a revoked invitee's token works"
     assert participants(app, meeting) == []
-
-
-@pytest.fixture(scope="module")
-def lossy(storage, provider, issuer):
-    app, proxy = lossy_app(storage, provider, issuer)
-    yield app, proxy
-    app.stop()
-    proxy.stop()
 
 
 def test_a_closing_whose_tombstone_answer_is_lost_answers_204(lossy):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.imports import package_sources
 from tests.infra import INFRA, REPO_ROOT, decorator, main, module
 
 SCRIPTS = INFRA / "scripts"
@@ -234,14 +235,28 @@ def test_predeploy_without_a_build_says_so(tmp_path: Path):
 
 
 def _package(tmp_path: Path) -> Path:
-    """A copy of what the hook compiles and reads, laid out as in the repository."""
-    root = tmp_path / "package"
-    shutil.copytree(REPO_ROOT / "shared", root / "shared", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO_ROOT / "function_app.py", root)
-    (root / "infra" / "modules").mkdir(parents=True)
-    shutil.copy(INFRA / "modules" / "functionapp.bicep", root / "infra" / "modules")
-    shutil.copytree(SCRIPTS, root / "infra" / "scripts")
-    return root
+    return package_sources(REPO_ROOT, tmp_path / "package")
+
+
+def _bin(tmp_path: Path, pythons: dict[str, str]) -> str:
+    """A PATH with the hook's tools and these stand-in Pythons only (name -> shell script body)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "sed", "head"):
+        (bin_dir / tool).symlink_to(shutil.which(tool, path="/usr/bin:/bin"))
+    for name, body in pythons.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+        (bin_dir / name).chmod(0o755)
+    return str(bin_dir)
+
+
+def _pyc_flags(root: Path) -> dict[Path, int]:
+    """The header flags of each of the package's compiled files (0: timestamp, 0b11: checked-hash)."""
+    sources = [*sorted((root / "shared").rglob("*.py")), root / "function_app.py"]
+    return {
+        source: int.from_bytes(Path(importlib.util.cache_from_source(str(source))).read_bytes()[4:8], "little")
+        for source in sources
+    }
 
 
 def _prepackage(root: Path, path: str) -> subprocess.CompletedProcess[str]:
@@ -277,12 +292,8 @@ def test_prepackage_compiles_our_modules_so_a_cold_start_from_the_package_compil
     done = _prepackage(root, f"{Path(sys.executable).parent}:/usr/bin:/bin")
     assert done.returncode == 0, done.stderr
     assert "compiled for Python 3.11" in done.stdout
-    sources = [*sorted((root / "shared").rglob("*.py")), root / "function_app.py"]
-    for source in sources:
-        compiled = Path(importlib.util.cache_from_source(str(source)))
-        assert compiled.is_file(), source
-        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
-        assert flags == 0b11, f"{compiled}: not checked-hash"  # hash-based, checked against the source
+    not_checked = [source for source, flags in _pyc_flags(root).items() if flags != 0b11]
+    assert not_checked == []  # every pyc hash-based, checked against the source
     assert _loaded_from_cache(root, "shared.schema")
     # A source changed after packaging is never run from its stale compiled file.
     schema = root / "shared" / "schema.py"
@@ -292,13 +303,7 @@ def test_prepackage_compiles_our_modules_so_a_cold_start_from_the_package_compil
 
 def test_prepackage_without_the_runtime_s_python_says_so_and_compiles_nothing(tmp_path: Path):
     root = _package(tmp_path)
-    other = tmp_path / "bin"  # a PATH with another Python only
-    other.mkdir()
-    for tool in ("dirname", "sed", "head"):
-        (other / tool).symlink_to(shutil.which(tool, path="/usr/bin:/bin"))
-    (other / "python3").write_text("#!/bin/sh\necho 3.12\n", encoding="utf-8")
-    (other / "python3").chmod(0o755)
-    done = _prepackage(root, str(other))
+    done = _prepackage(root, _bin(tmp_path, {"python3": "echo 3.12"}))
     assert done.returncode == 0, done.stderr
     assert "no Python 3.11 on the PATH (found 3.12)" in done.stdout
     assert not list(root.rglob("*.pyc"))
@@ -321,24 +326,15 @@ def test_prepackage_over_a_dev_tree_s_timestamp_pycs_ships_checked_hash_ones(tmp
     assert int.from_bytes(written.read_bytes()[4:8], "little") == 0  # the dev run's: a timestamp pyc
     done = _prepackage(root, f"{Path(sys.executable).parent}:/usr/bin:/bin")
     assert done.returncode == 0, done.stderr
-    for source in [*sorted((root / "shared").rglob("*.py")), root / "function_app.py"]:
-        compiled = Path(importlib.util.cache_from_source(str(source)))
-        assert int.from_bytes(compiled.read_bytes()[4:8], "little") == 0b11, f"{compiled}: not checked-hash"
+    assert [source for source, flags in _pyc_flags(root).items() if flags != 0b11] == []
 
 
 def test_prepackage_with_a_broken_python_of_the_runtime_s_version_says_so_and_compiles_nothing(tmp_path: Path):
     # pyenv's shim for a version the current directory does not select, a dangling link: on the PATH, yet it
     # fails. The hook must fall back as when there is none, not stop azd (set -e on the failing substitution).
     root = _package(tmp_path)
-    other = tmp_path / "bin"
-    other.mkdir()
-    for tool in ("dirname", "sed", "head"):
-        (other / tool).symlink_to(shutil.which(tool, path="/usr/bin:/bin"))
-    (other / "python3.11").write_text("#!/bin/sh\necho 'pyenv: python3.11: command not found' >&2\nexit 127\n")
-    (other / "python3.11").chmod(0o755)
-    (other / "python3").write_text("#!/bin/sh\necho 3.12\n", encoding="utf-8")
-    (other / "python3").chmod(0o755)
-    done = _prepackage(root, str(other))
+    broken = "echo 'pyenv: python3.11: command not found' >&2\nexit 127"
+    done = _prepackage(root, _bin(tmp_path, {"python3.11": broken, "python3": "echo 3.12"}))
     assert done.returncode == 0, done.stderr
     assert "no Python 3.11 on the PATH (found 3.12)" in done.stdout
     assert not list(root.rglob("*.pyc"))
@@ -346,11 +342,7 @@ def test_prepackage_with_a_broken_python_of_the_runtime_s_version_says_so_and_co
 
 def test_prepackage_without_any_python_says_so_and_compiles_nothing(tmp_path: Path):
     root = _package(tmp_path)
-    other = tmp_path / "bin"
-    other.mkdir()
-    for tool in ("dirname", "sed", "head"):
-        (other / tool).symlink_to(shutil.which(tool, path="/usr/bin:/bin"))
-    done = _prepackage(root, str(other))
+    done = _prepackage(root, _bin(tmp_path, {}))
     assert done.returncode == 0, done.stderr
     assert "no Python 3.11 on the PATH" in done.stdout
     assert not list(root.rglob("*.pyc"))
