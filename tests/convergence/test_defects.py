@@ -81,6 +81,33 @@ def test_a_late_add_landing_after_the_adopting_joins_follow_up_looked_is_removed
     assert [p["id"] for p in held["participants"]] == [joined.body["participantId"]]
 
 
+@pytest.mark.parametrize(
+    "failing",
+    [("tables", "PATCH", "Pending"), ("queues", "POST", "jobs/messages")],
+    ids=["its-entry", "its-message"],
+)
+def test_a_late_add_is_removed_even_when_scheduling_the_look_after_the_lease_fails(world: World, failing) -> None:
+    # The follow-up that finds the lease running writes when to look again (the pending entry), then queues
+    # that look: either failing, the entry (as the join announced it, or as pushed back) brings the look back.
+    proxy, method, path = failing
+    proxy = getattr(world.rig, proxy)
+    _, ann, meeting_id = _first_join_timed_out(world)
+    joined = world.join(world.ctx, ann, meeting_id)
+    assert joined.status == 200
+    proxy.fail(method, world.prefix + path, status=503, times=10**6)
+    before = proxy.snapshot()
+    try:
+        world.drain(world.ctx)
+    finally:
+        proxy.clear_faults()
+    assert any(m == method and path in p for (m, p) in proxy.snapshot() - before), "the step was never tried"
+    time.sleep(2.2)  # the first add lands
+    world.converge()
+    assert world.divergences() == []
+    held = world.rig.provider.snapshot("dyte")[world.meeting_row(meeting_id)["providerMeetingId"]]
+    assert [p["id"] for p in held["participants"]] == [joined.body["participantId"]]
+
+
 def test_an_invitee_who_declines_within_the_lease_and_is_invited_again_joins_at_once(world: World, monkeypatch) -> None:
     # The adopting join kept the uncertain claim's lease; a decline's follow-up removes the participant, and the
     # row must not then read as a claim in flight: the next join would wait for it (and answer 503).
